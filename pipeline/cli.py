@@ -1,0 +1,193 @@
+"""Command line: `w2s run | validate | report | theory | keys | models | data | methods`.
+
+User mistakes print one clear message and exit with code 2; nothing else is caught.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+EPILOG = """examples:
+  w2s run recipes/quickstart.yaml
+  w2s run recipes/quickstart.yaml data.n_test=300 weak.train.epochs=1 name=try1
+  accelerate launch -m pipeline run recipes/quickstart.yaml
+  w2s validate recipes/*.yaml
+  w2s report runs/quickstart
+  w2s theory theory.two_layer.n_seeds=3
+  w2s keys strong.          (every recipe key with its type, default and meaning)
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="w2s", description="Weak-to-strong fine-tuning pipeline: train a weak supervisor, transfer its labels "
+        "to a strong student with several methods, and report accuracy, AUROC and performance gap recovered.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run a recipe (finished stages are reused from the run directory)",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("recipe", type=Path, help="recipe YAML, e.g. recipes/quickstart.yaml")
+    run.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override recipe keys (see `w2s keys`)")
+    run.add_argument("--force", action="store_true", help="rerun every stage even if cached")
+    run.add_argument("--force-stage", action="append", default=[], metavar="NAME",
+                     help="rerun one stage (data, weak, ceiling, transfer, evaluate, theory); repeatable")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    val = sub.add_parser("validate", help="check recipes without running them; reports every problem")
+    val.add_argument("recipes", type=Path, nargs="+")
+    rep = sub.add_parser("report", help="re-render report.md and plots of a finished run from results.json")
+    rep.add_argument("run_dir", type=Path)
+    th = sub.add_parser("theory", help="run only the synthetic theory settings (seconds on a CPU)")
+    th.add_argument("args", nargs="*", metavar="[RECIPE] key=value",
+                    help="optional recipe (default: built-in theory defaults), then overrides like "
+                         "theory.two_layer.n_seeds=3")
+    th.add_argument("--force", action="store_true", help="rerun even if cached")
+    keys = sub.add_parser("keys", help="list recipe keys with type, default and help")
+    keys.add_argument("prefix", nargs="?", default="", help="only keys starting with this, e.g. strong.")
+    mod = sub.add_parser("models", help="list model aliases, or prepare them (unpack/convert once)")
+    mod.add_argument("action", choices=["list", "prepare"])
+    mod.add_argument("aliases", nargs="*", help="aliases to prepare (default: all installed)")
+    sub.add_parser("data", help="list the shipped datasets")
+    sub.add_parser("methods", help="list the transfer methods")
+    return p
+
+
+def _cmd_run(a) -> int:
+    from pipeline.config import load_recipe
+    from pipeline.runner import Runner
+
+    recipe = load_recipe(a.recipe, a.overrides)
+    if a.no_progress:
+        os.environ["W2S_NO_PROGRESS"] = "1"
+    start = time.perf_counter()
+    run_dir = Runner(recipe, force=a.force, force_stages=a.force_stage, progress=not a.no_progress).run()
+    print(f"done in {time.perf_counter() - start:.1f} s: {run_dir}/report.md, {run_dir}/results.json")
+    return 0
+
+
+def _cmd_validate(a) -> int:
+    from pipeline.config import load_recipe
+
+    bad = 0
+    for path in a.recipes:
+        try:
+            load_recipe(path)
+            print(f"ok    {path}")
+        except UserError as e:
+            bad += 1
+            print(f"error {e}", file=sys.stderr)
+    return 2 if bad else 0
+
+
+def _cmd_theory(a) -> int:
+    from pipeline import theory
+    from pipeline.config import load_recipe
+    from pipeline.runner import cache_key, read_json, write_json
+
+    recipe_path = None
+    overrides = list(a.args)
+    if overrides and "=" not in overrides[0]:
+        recipe_path = Path(overrides.pop(0))
+    recipe = load_recipe(recipe_path, ["name=theory", *overrides] if recipe_path is None else overrides)
+    out = Path(recipe.output_dir) / recipe.name / "theory"
+    key = cache_key("theory", theory_dict(recipe))
+    marker = out / "metrics.json"
+    if not a.force and marker.exists() and read_json(marker).get("cache_key") == key:
+        print(f"cached: {marker} (use --force to rerun)")
+    else:
+        start = time.perf_counter()
+        metrics = theory.run(recipe.theory, out)
+        write_json(marker, {**metrics, "cache_key": key})
+        print(f"theory done in {time.perf_counter() - start:.1f} s: {marker}")
+    from pipeline.theory.report import markdown_section
+
+    print(markdown_section(read_json(marker), rel_dir=str(out)))
+    return 0
+
+
+def theory_dict(recipe) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(recipe.theory)
+
+
+def _cmd_keys(a) -> int:
+    from pipeline.config import describe
+
+    for key, typ, default, help_text in describe():
+        if key.startswith(a.prefix):
+            print(f"{key}  ({typ}{', default ' + default if default else ''})\n    {help_text}")
+    return 0
+
+
+def _cmd_models(a) -> int:
+    from pipeline import models
+
+    if a.action == "list":
+        for name, al in models.ALIASES.items():
+            state = models.check_spec(name)
+            print(f"{name:14s} {al.kind:8s} {al.params:>7s}  {al.licence:20s} "
+                  f"{'ready to prepare' if state is None else 'missing: ' + ', '.join(al.packages)}")
+        print(f"\ncache: {models.cache_dir() / 'models'}   any other value: a local folder or a hub id")
+        return 0
+    names = a.aliases or [n for n in models.ALIASES if models.check_spec(n) is None]
+    for name in names:
+        if name not in models.ALIASES:
+            raise UserError(f"unknown alias {name!r}", f"known: {', '.join(models.ALIASES)}")
+        start = time.perf_counter()
+        print(f"{name}: {models.resolve(name)} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def _cmd_data(a) -> int:
+    from pipeline.data import DATASETS, data_dir
+
+    for name, spec in DATASETS.items():
+        present = (data_dir() / spec.file).exists()
+        print(f"{name:14s} {spec.description}{'' if present else '  [file missing]'}")
+    return 0
+
+
+def _cmd_methods(a) -> int:
+    from pipeline.methods import METHODS
+
+    for name, module in METHODS.items():
+        print(f"{name:14s} {(module.__doc__ or '').strip().splitlines()[0]}")
+    return 0
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = _parser()
+    a, extra = parser.parse_known_args(argv)
+    # Overrides may come after options (`w2s run r.yaml --force a.b=1`); argparse leaves those over.
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or a.command not in ("run", "theory")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if a.command == "run":
+        a.overrides += extra
+    elif a.command == "theory":
+        a.args += extra
+    if a.command is None:
+        parser.print_help()
+        return 2
+    handler = {"run": _cmd_run, "validate": _cmd_validate, "report": lambda a: _report(a), "theory": _cmd_theory,
+               "keys": _cmd_keys, "models": _cmd_models, "data": _cmd_data, "methods": _cmd_methods}[a.command]
+    try:
+        return handler(a)
+    except UserError as e:
+        print(f"w2s: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("w2s: interrupted; finished stages are kept and will be reused", file=sys.stderr)
+        return 130
+
+
+def _report(a) -> int:
+    from pipeline.report import rerender
+
+    print(rerender(a.run_dir))
+    return 0

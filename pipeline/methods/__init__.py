@@ -1,0 +1,22 @@
+"""Registry of transfer methods. A method is a module with a `Config` (subclass of
+`pipeline.config.MethodConfig`) and `build_labels(cfg, ctx) -> LabelSet`; adding one is one new
+module plus one line here.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class LabelSet:
+    """What the strong model is trained on for split B: target distributions [n, 2] and diagnostics."""
+
+    targets: np.ndarray
+    diagnostics: dict = field(default_factory=dict)
+    loss: str = "xent"
+
+
+from pipeline.methods import naive  # noqa: E402  (modules import LabelSet from here)
+
+METHODS = {"naive": naive}

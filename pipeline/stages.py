@@ -1,0 +1,143 @@
+"""The model stages: weak, ceiling and transfer. Each trains one model in its recipe mode on one set of
+labels and writes predictions; they share `fit_and_predict` and never call each other.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from safetensors.torch import save_file
+
+from pipeline import models
+from pipeline.data import load_split
+from pipeline.predict import predict_proba
+from pipeline.train import finetune, fit_head, head_proba
+
+
+def fit_and_predict(role_cfg, train_split: str, targets: np.ndarray, predict_splits: list[str], ctx,
+                    out_dir: Path, desc: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Train the model of `role_cfg` (weak or strong) on `targets` for `train_split`; P(class) on other splits."""
+    path = models.resolve(role_cfg.model)
+    max_length = ctx.recipe.data.max_length
+    if role_cfg.mode == "head":
+        feats = ctx.features(role_cfg, [train_split, *predict_splits])
+        head = fit_head(feats[train_split], targets, role_cfg.head, ctx.seed)
+        if role_cfg.save_model and ctx.is_main:
+            ctx.write_atomic(out_dir / "model" / "head.safetensors",
+                             lambda p: save_file({"weight": head["weight"], "bias": head["bias"]}, str(p)))
+        probs = {s: head_proba(head, feats[s]) for s in predict_splits}
+        return probs, {"mode": "head", "head_l2": head["l2"], "head_cv_xent": head["cv_xent"]}
+    tokenizer = models.load_tokenizer(path)
+    ctx.seed_everything()
+    model = models.load_classifier(path, tokenizer, role_cfg.mode, role_cfg.lora)
+    texts = ctx.texts(train_split)
+    result = finetune(model, tokenizer, texts, targets, role_cfg.train, max_length, ctx.accelerator, ctx.seed,
+                      desc=f"{desc}: train")
+    model = result.pop("model")
+    if role_cfg.save_model and ctx.is_main:
+        def save(tmp: Path):
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+        ctx.write_atomic(out_dir / "model", save)
+    probs = {s: predict_proba(model, tokenizer, ctx.texts(s), max_length, role_cfg.train.eval_batch_size,
+                              ctx.accelerator, desc=f"{desc}: label {s}") for s in predict_splits}
+    del model
+    return probs, {"mode": role_cfg.mode, "train_steps": result["steps"], "final_loss": result["final_loss"],
+                   "train_tokens": result["tokens"]}
+
+
+def _accuracy(probs: np.ndarray, labels) -> float:
+    return float((probs.argmax(1) == np.asarray(labels)).mean())
+
+
+def _write_predictions(ctx, out_dir: Path, split: str, probs: np.ndarray) -> None:
+    rows = [json.dumps({"id": i, "label": int(y), "prob": round(float(p), 6)})
+            for i, y, p in zip(ctx.ids(split), ctx.labels(split), probs[:, 1])]
+    ctx.write_text(out_dir / "predictions.jsonl", "\n".join(rows) + "\n")
+
+
+def _save_labels(ctx, out_dir: Path, split: str, targets: np.ndarray, extra: dict | None = None) -> None:
+    import datasets
+
+    columns = {"id": ctx.ids(split), "text": ctx.texts(split), "gt_label": ctx.labels(split).tolist(),
+               "soft_label": targets[:, 1].astype(float).tolist(), "hard_label": targets.argmax(1).tolist()}
+    columns.update(extra or {})
+    ctx.save_dataset(datasets.Dataset.from_dict(columns), out_dir / "labels")
+
+
+def weak(cfg, ctx) -> dict:
+    """Train the weak model on A's ground truth; soft labels on B, predictions on test."""
+    out = ctx.stage_dir("weak")
+    gold = np.eye(2, dtype=np.float32)[ctx.labels("train_weak")]
+    probs, info = fit_and_predict(cfg.weak, "train_weak", gold, ["transfer", "test"], ctx, out, "weak")
+    _save_labels(ctx, out, "transfer", probs["transfer"])
+    _write_predictions(ctx, out, "test", probs["test"])
+    p = probs["transfer"][:, 1]
+    b_acc = _accuracy(probs["transfer"], ctx.labels("transfer"))
+    test_acc = _accuracy(probs["test"], ctx.labels("test"))
+    return {**info, "model": cfg.weak.model, "test_accuracy": test_acc, "transfer_label_accuracy": b_acc,
+            "soft_label_quantiles": {q: float(np.quantile(p, q / 100)) for q in (5, 25, 50, 75, 95)},
+            "summary": f"{cfg.weak.model} ({cfg.weak.mode}): test acc {test_acc:.3f}, "
+                       f"labels on B acc {b_acc:.3f} (gold used for reporting only)"}
+
+
+def ceiling(cfg, ctx) -> dict:
+    """Train the strong model on B's ground truth: the upper reference."""
+    out = ctx.stage_dir("ceiling")
+    gold = np.eye(2, dtype=np.float32)[ctx.labels("transfer")]
+    probs, info = fit_and_predict(cfg.strong, "transfer", gold, ["test"], ctx, out, "ceiling")
+    _write_predictions(ctx, out, "test", probs["test"])
+    acc = _accuracy(probs["test"], ctx.labels("test"))
+    return {**info, "model": cfg.strong.model, "test_accuracy": acc,
+            "summary": f"{cfg.strong.model} ({cfg.strong.mode}) on gold B: test acc {acc:.3f}"}
+
+
+def transfer(method_cfg, cfg, ctx) -> dict:
+    """Build the method's labels for B and train the strong model on them."""
+    from pipeline.methods import METHODS
+
+    out = ctx.stage_dir("transfer", method_cfg.key)
+    labels = METHODS[method_cfg.name].build_labels(method_cfg, ctx)
+    gold = np.asarray(ctx.labels("transfer"))
+    label_acc = _accuracy(labels.targets, gold)  # diagnostics only: B's gold never trains the student
+    _save_labels(ctx, out, "transfer", labels.targets)
+    probs, info = fit_and_predict(cfg.strong, "transfer", labels.targets, ["test"], ctx, out,
+                                  f"transfer/{method_cfg.key}")
+    _write_predictions(ctx, out, "test", probs["test"])
+    acc = _accuracy(probs["test"], ctx.labels("test"))
+    return {**info, "method": method_cfg.name, "model": cfg.strong.model, "test_accuracy": acc,
+            "label_accuracy": label_acc, "diagnostics": labels.diagnostics,
+            "summary": f"{method_cfg.key}: labels on B acc {label_acc:.3f}, strong test acc {acc:.3f}"}
+
+
+def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return np.array([r["label"] for r in rows]), np.array([r["prob"] for r in rows])
+
+
+def evaluate(cfg, ctx) -> dict:
+    """Accuracy, AUROC and PGR of every model on the test split, with paired-bootstrap CIs."""
+    from pipeline.metrics import evaluate_predictions
+
+    sources = {"weak": ctx.stage_dir("weak", create=False), "ceiling": ctx.stage_dir("ceiling", create=False)}
+    sources.update({m.key: ctx.stage_dir("transfer", m.key, create=False) for m in cfg.methods})
+    probs, y = {}, None
+    for name, d in sources.items():
+        labels, p = read_predictions(d / "predictions.jsonl")
+        if y is not None and not np.array_equal(labels, y):
+            raise RuntimeError(f"test labels of {name} differ from the weak model's: run directory is inconsistent")
+        y, probs[name] = labels, p
+    e = cfg.evaluate
+    result = evaluate_predictions(y, probs, "weak", "ceiling", e.bootstrap, e.ci, e.seed)
+    acc = result["models"]
+    parts = [f"{k} {v['accuracy']['value']:.3f}" for k, v in acc.items()]
+    pgrs = [f"{k} {v['accuracy']['value']:.2f}" if v["accuracy"]["value"] is not None else f"{k} undefined"
+            for k, v in result["pgr"].items()]
+    result["summary"] = "test acc: " + ", ".join(parts) + " | PGR(acc): " + ", ".join(pgrs)
+    return result
+
+
+def remove_stale(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
