@@ -49,6 +49,9 @@ def _nearest_existing(path: Path) -> Path:
 
 def preflight(recipe: Recipe) -> None:
     """Every check that can fail on user input, before anything is written."""
+    if recipe.data.name is None and recipe.data.path is None:
+        raise UserError("this recipe has no data: set data.name (a shipped dataset, `w2s data`) or data.path",
+                        "a recipe with only a `theory:` block runs with `w2s theory RECIPE`")
     texts, labels, _ = data_stage.load_examples(recipe.data)
     data_stage.balanced_split(labels, data_stage.split_sizes(recipe.data), recipe.data.seed)
     problems = [f"{role}.model: {p}" for role in ("weak", "strong")

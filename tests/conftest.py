@@ -95,7 +95,7 @@ data:
 weak:
   model: {tiny_models['encoder']}
   mode: full
-  train: {{epochs: 2, lr: 1.0e-3, batch_size: 8}}
+  train: {{epochs: 6, lr: 2.0e-3, batch_size: 8}}
 strong:
   model: {tiny_models['decoder']}
   mode: head

@@ -63,7 +63,8 @@ def evaluate_predictions(y: np.ndarray, probs: dict[str, np.ndarray], weak: str,
                 entry["reason"] = (f"ceiling - weak {kind} = {c - w:+.4f} is within noise "
                                    f"({ci:.0%} CI of the difference includes 0): PGR would divide by ~0")
             else:
-                pgr_b = (boots[name, kind] - boots[weak, kind]) / gap_b
+                with np.errstate(divide="ignore", invalid="ignore"):  # rare resamples with a zero gap
+                    pgr_b = (boots[name, kind] - boots[weak, kind]) / gap_b
                 entry["value"] = float((t - w) / (c - w))
                 entry["ci95"] = [float(np.nanpercentile(pgr_b, lo_q)), float(np.nanpercentile(pgr_b, hi_q))]
             out["pgr"][name][kind] = entry

@@ -1,0 +1,126 @@
+"""Performance baseline: our training loop vs `transformers.Trainer`, labelling throughput, and achieved
+training FLOP/s as a fraction of a measured fp32 matmul peak. One process, same model, data and
+hyper-parameters for both loops.
+
+    python scripts/bench.py                      # MiniLM, 256 multiemo examples, max_length 64
+    python scripts/bench.py --model mpnet --n 128
+"""
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+
+def mm_peak_flops(n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    start = time.perf_counter()
+    for _ in range(reps):
+        torch.mm(a, b)
+    return 2 * n ** 3 * reps / (time.perf_counter() - start)
+
+
+def load_texts(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    from pipeline.config import DataConfig
+    from pipeline.data import balanced_split, load_examples
+
+    texts, labels, _ = load_examples(DataConfig(name="multiemo"))
+    idx = balanced_split(labels, {"bench": n}, seed)["bench"]
+    return [texts[i] for i in idx], labels[idx]
+
+
+def bench_ours(path, texts, labels, args) -> dict:
+    from accelerate import Accelerator
+
+    from pipeline import models
+    from pipeline.config import TrainConfig
+    from pipeline.predict import predict_proba
+    from pipeline.train import finetune
+
+    torch.manual_seed(0)
+    tok = models.load_tokenizer(path)
+    model = models.load_classifier(path, tok, "full")
+    params = sum(p.numel() for p in model.parameters())
+    cfg = TrainConfig(epochs=args.epochs, lr=5e-5, batch_size=args.batch_size, warmup_ratio=0.1, schedule="linear",
+                      weight_decay=0.01, group_by_length=not args.no_group)
+    acc = Accelerator()
+    start = time.perf_counter()
+    out = finetune(model, tok, texts, np.eye(2, dtype=np.float32)[labels], cfg, args.max_length, acc, 0)
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    predict_proba(out["model"], tok, texts, args.max_length, 64, acc)
+    label_s = time.perf_counter() - start
+    return {"train_examples_per_s": len(texts) * args.epochs / train_s, "train_s": train_s,
+            "label_examples_per_s": len(texts) / label_s, "tokens": out["tokens"], "params": params,
+            "flops_per_s": 6 * params * out["tokens"] / train_s}
+
+
+def bench_trainer(path, texts, labels, args) -> dict:
+    import datasets
+    from transformers import (AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer,
+                              TrainingArguments)
+
+    from pipeline import models
+
+    torch.manual_seed(0)
+    tok = models.load_tokenizer(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    model.config.pad_token_id = tok.pad_token_id
+    ds = datasets.Dataset.from_dict({"text": texts, "label": labels.tolist()})
+    ds = ds.map(lambda b: tok(b["text"], truncation=True, max_length=args.max_length), batched=True,
+                remove_columns=["text"])
+    with tempfile.TemporaryDirectory() as tmp:
+        targs = TrainingArguments(output_dir=tmp, per_device_train_batch_size=args.batch_size,
+                                  num_train_epochs=args.epochs, learning_rate=5e-5, warmup_ratio=0.1,
+                                  lr_scheduler_type="linear", weight_decay=0.01, report_to=[], save_strategy="no",
+                                  logging_strategy="no", disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+                                  group_by_length=not args.no_group, dataloader_num_workers=0)
+        trainer = Trainer(model=model, args=targs, train_dataset=ds, data_collator=DataCollatorWithPadding(tok))
+        start = time.perf_counter()
+        trainer.train()
+        train_s = time.perf_counter() - start
+    return {"train_examples_per_s": len(texts) * args.epochs / train_s, "train_s": train_s}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="minilm", help="alias, folder or hub id")
+    p.add_argument("--n", type=int, default=256, help="training examples")
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--no-group", action="store_true", help="disable length-grouped batches in both loops")
+    p.add_argument("--json", help="also write the numbers to this file")
+    args = p.parse_args()
+    os.environ["W2S_NO_PROGRESS"] = "1"
+    from pipeline import models
+
+    path = models.resolve(args.model)
+    texts, labels = load_texts(args.n, 0)
+    peak = mm_peak_flops()
+    ours = bench_ours(path, texts, labels, args)
+    theirs = bench_trainer(path, texts, labels, args)
+    result = {"model": args.model, "n": args.n, "max_length": args.max_length, "batch_size": args.batch_size,
+              "threads": torch.get_num_threads(), "ours": ours, "trainer": theirs,
+              "speed_ratio_ours_over_trainer": ours["train_examples_per_s"] / theirs["train_examples_per_s"],
+              "mm_fp32_peak_flops": peak, "mfu_vs_mm_peak": ours["flops_per_s"] / peak}
+    print(f"model {args.model} ({ours['params'] / 1e6:.1f}M params), {args.n} examples, max_length "
+          f"{args.max_length}, batch {args.batch_size}, {torch.get_num_threads()} threads")
+    print(f"  training  ours    {ours['train_examples_per_s']:7.2f} ex/s ({ours['train_s']:.1f} s)")
+    print(f"  training  Trainer {theirs['train_examples_per_s']:7.2f} ex/s ({theirs['train_s']:.1f} s)")
+    print(f"  ratio ours/Trainer: {result['speed_ratio_ours_over_trainer']:.2f}x")
+    print(f"  labelling ours    {ours['label_examples_per_s']:7.2f} ex/s")
+    print(f"  training FLOP/s ≈ 6·params·tokens/s = {ours['flops_per_s'] / 1e9:.2f} GFLOP/s; torch.mm fp32 peak "
+          f"{peak / 1e9:.1f} GFLOP/s -> {result['mfu_vs_mm_peak']:.1%} of peak")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

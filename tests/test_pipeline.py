@@ -1,0 +1,108 @@
+"""The whole pipeline end to end on tiny models: artefacts, cache reuse, resume, and bad input."""
+
+import json
+import os
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+
+
+def _run(recipe, *extra):
+    return main(["run", str(recipe), "--no-progress", *extra])
+
+
+def _results(recipe):
+    cfg = yaml.safe_load(recipe.read_text())
+    run_dir = os.path.join(cfg["output_dir"], cfg["name"])
+    return run_dir, json.load(open(os.path.join(run_dir, "results.json")))
+
+
+def test_end_to_end_then_cached_then_resumed(tiny_recipe, capsys):
+    assert _run(tiny_recipe) == 0
+    run_dir, res = _results(tiny_recipe)
+    for key in ("weak", "ceiling"):
+        assert 0 <= res[key]["accuracy"]["value"] <= 1 and 0 <= res[key]["auroc"]["value"] <= 1
+        lo, hi = res[key]["accuracy"]["ci95"]
+        assert lo <= res[key]["accuracy"]["value"] <= hi
+    assert set(res["methods"]) == {"naive", "naive_hard"}
+    for m in res["methods"].values():
+        for kind in ("accuracy", "auroc"):
+            p = m["pgr"][kind]
+            assert set(p) >= {"value", "ci95"}
+            assert (p["value"] is None) == (p["ci95"] is None)
+    assert res["config"]["data"]["n_test"] == 60 and res["env"]["versions"]["torch"]
+    assert res["ceiling"]["accuracy"]["value"] > 0.7  # the tiny task is learnable by the head
+    for f in ("report.md", "accuracy.png", "config.yaml", "env.json", "seed0/weak/labels/dataset_info.json",
+              "seed0/weak/model/model.safetensors", "seed0/transfer/naive/predictions.jsonl"):
+        assert os.path.exists(os.path.join(run_dir, f)), f
+    report = open(os.path.join(run_dir, "report.md")).read()
+    assert "How to read PGR" in report and "naive_hard" in report
+    preds = open(os.path.join(run_dir, "seed0/ceiling/predictions.jsonl")).read().splitlines()
+    assert len(preds) == 60
+    capsys.readouterr()
+
+    marker = os.path.join(run_dir, "seed0/weak/metrics.json")
+    mtime = os.path.getmtime(marker)
+    assert _run(tiny_recipe) == 0
+    out = capsys.readouterr().out
+    for stage in ("data", "weak", "ceiling", "transfer/naive", "transfer/naive_hard", "evaluate"):
+        assert f"[{stage}] cached" in out
+    assert os.path.getmtime(marker) == mtime
+
+    # A crash in one transfer stage: its metrics.json is missing, so only it (and evaluate) rerun.
+    os.remove(os.path.join(run_dir, "seed0/transfer/naive/metrics.json"))
+    assert _run(tiny_recipe) == 0
+    out = capsys.readouterr().out
+    assert "[weak] cached" in out and "[transfer/naive_hard] cached" in out
+    assert "[transfer/naive] naive:" in out
+
+    # Editing the strong model's config reruns the ceiling and transfers, not the weak model.
+    assert _run(tiny_recipe, "strong.head.cv_folds=2") == 0
+    out = capsys.readouterr().out
+    assert "[weak] cached" in out and "[ceiling] cached" not in out
+
+    assert main(["report", run_dir]) == 0
+
+
+def test_unknown_model_is_a_clear_error_and_writes_nothing(tiny_recipe, capsys):
+    rc = _run(tiny_recipe, "strong.model=mpnett")
+    err = capsys.readouterr().err
+    assert rc == 2 and "did you mean 'mpnet'" in err and "Traceback" not in err
+    run_dir, _ = os.path.split(_results_path(tiny_recipe))
+    assert not os.path.exists(run_dir)
+
+
+def _results_path(recipe):
+    cfg = yaml.safe_load(recipe.read_text())
+    return os.path.join(cfg["output_dir"], cfg["name"], "results.json")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("data.label_field=review", "distinct value"),
+    ("data.text_field=body", "column 'body' not in"),
+    ("data.n_test=500", "data split too small"),
+    ("data.path=/nonexistent/file.jsonl", "data file not found"),
+    ("weak.model=./no/such/folder", "unknown model"),
+])
+def test_bad_data_and_models_exit_2(tiny_recipe, capsys, override, message):
+    assert _run(tiny_recipe, override) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_unwritable_output_dir(tiny_recipe, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert _run(tiny_recipe, f"output_dir={blocker}/runs") == 2
+    assert "cannot be written" in capsys.readouterr().err
+
+
+def test_bad_recipe_exit_2(tmp_path, capsys):
+    p = tmp_path / "r.yaml"
+    p.write_text("data: {name: multiemo}\nweak: {modle: minilm}\n")
+    assert main(["run", str(p)]) == 2
+    assert "weak.modle: unknown key (did you mean 'mode" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    assert "recipe file not found" in capsys.readouterr().err
