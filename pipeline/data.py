@@ -38,12 +38,6 @@ DATASETS: dict[str, DatasetSpec] = {
         "Claim: {text}\nTrue or false? Answer:",
         (" false", " true"),
     ),
-    "drug_review": DatasetSpec(
-        "drug_review.jsonl.gz",
-        "UCI drug reviews (explabox demo), positive vs negative",
-        "Review: {text}\nSentiment:",
-        (" negative", " positive"),
-    ),
 }
 
 

@@ -1,0 +1,195 @@
+"""Config of the synthetic theory stage (shared/THEORY.md): plain nested dataclasses with help text.
+
+Every default is the [DEFAULT] of THEORY.md, i.e. a reconstruction choice, not a value from the papers.
+Annotations stay real types (no `from __future__ import annotations`): the recipe loader reads them.
+"""
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+COVARIANCES = ("isotropic", "anisotropic")
+LABEL_TYPES = ("soft", "hard")
+DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:\d+)?")  # what torch.device accepts, checked without importing torch
+
+
+def _help(text: str, **kw):
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class TwoLayerConfig:
+    """Setting 1: feature elicitation in a two-layer ReLU reward model (THEORY.md §1, arXiv 2605.12908)."""
+
+    enabled: bool = _help("run setting 1 (two-layer ReLU net, sweep over rho)", default=True)
+    n_seeds: int = _help("independent seeds per rho (THEORY.md states its predictions for 10)", default=10)
+    d: int = _help("input dimension; x ~ N(0, I_d)", default=64)
+    n_tasks: int = _help("number of tasks K (task 0 is the target)", default=4)
+    subspace_dim: int = _help("dimension r of each task subspace V_k", default=8)
+    neurons_per_task: int = _help("first-layer neurons per task group (m_k)", default=16)
+    alpha_off: float = _help("alignment of off-target neurons with their task direction u_k", default=0.95)
+    alpha_target: float = _help("alignment of target-group neurons with u_0 (latent knowledge)", default=0.3)
+    bias_low: float = _help("first-layer biases c_j ~ U[bias_low, bias_high]", default=-2.0)
+    bias_high: float = _help("upper end of the first-layer bias range", default=0.5)
+    rhos: list[float] = _help(
+        "correlations rho = <u_k, u_0> of the off-target task directions with the target, one run each",
+        default_factory=lambda: [0.0, 0.5, 0.8],
+    )
+    n_pretrain: int = _help("ground-truth samples per off-target task for the pretrained ridge heads", default=20000)
+    ridge: float = _help("ridge strength lambda of the pretrained off-target heads", default=1e-3)
+    n_weak: int = _help("labelled samples of the weak (single-index) teacher", default=640)
+    n_transfer: int = _help("transfer-set inputs the student is fine-tuned on (n_ft)", default=8000)
+    batch_size: int = _help("minibatch size of the fine-tuning SGD", default=64)
+    steps: int = _help("SGD steps of fine-tuning (same for W2S and the SFT ceiling)", default=4000)
+    lr: float = _help("SGD learning rate for all trainable parameters", default=0.05)
+    project_grad: bool = _help(
+        "project the first-layer gradient onto span(V_1..V_K) (a two-layer net on the pretrained embedding)",
+        default=True,
+    )
+    n_test: int = _help("fresh test samples all errors are measured on", default=20000)
+    ablation: bool = _help("also run the latent-knowledge ablation (prediction P7)", default=True)
+    ablation_seeds: int = _help("seeds of the ablation run", default=3)
+    ablation_alpha_target: float = _help("target-group alignment in the ablation (0 = orthogonal to u_0)",
+                                         default=0.0)
+    ablation_rho: float = _help("rho of the ablation run", default=0.0)
+
+
+@dataclass
+class LogisticConfig:
+    """Setting 2: W2S in linear logistic regression (THEORY.md §2, arXiv 2605.05742)."""
+
+    enabled: bool = _help("run setting 2 (linear logistic regression, student-teacher pairs)", default=True)
+    d: int = _help("input dimension; x ~ N(0, Sigma), target w* = e_1", default=50)
+    n_train: int = _help("unlabelled inputs the student is trained on (full batch)", default=2000)
+    n_pairs: int = _help("random student-teacher pairs per configuration", default=40)
+    c_student: float = _help("cos(w_S0, w*) of the student's initialisation", default=0.8)
+    c_teacher: float = _help("cos(w_T, w*) of the teacher (base value of the sweeps)", default=0.6)
+    teacher_norm: float = _help("norm of the teacher weight vector", default=2.0)
+    init_norm: float = _help("norm of the student's initialisation (base value of the sweeps)", default=1.0)
+    gamma: float = _help("<xi_S, xi_T>: overlap of the two error directions (base value of the sweeps)",
+                         default=0.0)
+    lr: float = _help("learning rate of full-batch gradient descent", default=1.0)
+    steps: int = _help("gradient-descent steps", default=300)
+    early_step: int = _help("fixed early time t at which 'still beats both' is also reported", default=20)
+    aniso_power: float = _help("anisotropic covariance: eigenvalues lambda_i = i^-power (lambda_1 = 1 on w*)",
+                               default=1.0)
+    gammas: list[float] = _help("sweep over the error-direction overlap gamma",
+                                default_factory=lambda: [-0.5, 0.0, 0.5, 0.8, 0.95])
+    c_teachers: list[float] = _help("sweep over the teacher's cosine c_T (at gamma = base)",
+                                    default_factory=lambda: [0.4, 0.6, 0.8])
+    init_norms: list[float] = _help("sweep over the student's initial norm (at gamma = base)",
+                                    default_factory=lambda: [0.1, 0.5, 1.0, 3.0, 10.0])
+    covariances: list[str] = _help("covariances crossed with label_types at the base configuration",
+                                   default_factory=lambda: list(COVARIANCES))
+    label_types: list[str] = _help("teacher labels: soft = sigmoid(w_T.x), hard = 1[w_T.x > 0]",
+                                   default_factory=lambda: list(LABEL_TYPES))
+    curve_points: int = _help("error-vs-step points kept per configuration in metrics.json", default=61)
+
+
+@dataclass
+class TheoryConfig:
+    """The synthetic theory stage: two reconstructed settings with checkable predictions P1-P12."""
+
+    enabled: bool = _help("run the synthetic theory stage", default=True)
+    seed: int = _help("base seed; every (setting, seed index) gets its own generator", default=0)
+    device: str = _help("torch device for the simulations (cpu is fast enough; results are drawn on cpu)",
+                        default="cpu")
+    num_threads: int = _help(
+        "CPU threads for the simulations (0 = leave torch's setting); 1 is fastest for these small tensors and "
+        "does not collapse when other processes share the cores", default=1)
+    dtype: Literal["float32", "float64"] = _help("floating-point precision of the simulations", default="float32")
+    two_layer: TwoLayerConfig = _help("setting 1: feature elicitation (two-layer ReLU net)",
+                                      default_factory=TwoLayerConfig)
+    logistic: LogisticConfig = _help("setting 2: linear logistic regression", default_factory=LogisticConfig)
+
+    def validate(self, prefix: str = "theory") -> list[str]:
+        """Every invalid value, as 'dotted.path: problem, got value'; empty when the config is usable."""
+        errors: list[str] = []
+        check = _Checker(errors)
+        if not DEVICE.fullmatch(self.device):
+            errors.append(f"{prefix}.device: not a torch device (e.g. 'cpu', 'cuda', 'cuda:1'), got {self.device!r}")
+        check.at_least(f"{prefix}.num_threads", self.num_threads, 0)
+        check.choice(f"{prefix}.dtype", self.dtype, ("float32", "float64"))
+
+        t, p = self.two_layer, f"{prefix}.two_layer"
+        for name in ("n_seeds", "d", "neurons_per_task", "n_pretrain", "n_transfer", "batch_size", "steps",
+                     "ablation_seeds"):
+            check.at_least(f"{p}.{name}", getattr(t, name), 1)
+        check.at_least(f"{p}.n_tasks", t.n_tasks, 2)
+        check.at_least(f"{p}.subspace_dim", t.subspace_dim, 2)  # u_k plus at least one fresh direction
+        check.at_least(f"{p}.n_weak", t.n_weak, 2)
+        check.at_least(f"{p}.n_test", t.n_test, 2)
+        if t.n_tasks * t.subspace_dim > t.d:
+            errors.append(f"{p}.d: n_tasks * subspace_dim = {t.n_tasks * t.subspace_dim} orthogonal task "
+                          f"dimensions must fit in d, got d = {t.d}")
+        if t.batch_size > t.n_transfer:
+            errors.append(f"{p}.batch_size: must be <= n_transfer = {t.n_transfer}, got {t.batch_size}")
+        for name in ("alpha_off", "alpha_target", "ablation_alpha_target"):
+            check.within(f"{p}.{name}", getattr(t, name), 0.0, 1.0)
+        check.finite(f"{p}.bias_low", t.bias_low)
+        check.finite(f"{p}.bias_high", t.bias_high)
+        if t.bias_low > t.bias_high:
+            errors.append(f"{p}.bias_high: must be >= bias_low = {t.bias_low}, got {t.bias_high}")
+        check.nonempty_list(f"{p}.rhos", t.rhos, -1.0, 1.0)
+        check.within(f"{p}.ablation_rho", t.ablation_rho, -1.0, 1.0)
+        check.positive(f"{p}.lr", t.lr)
+        check.positive(f"{p}.ridge", t.ridge)  # keeps the ridge system of the heads well-posed
+
+        g, p = self.logistic, f"{prefix}.logistic"
+        check.at_least(f"{p}.d", g.d, 3)  # w* plus two orthonormal error directions
+        for name in ("n_train", "n_pairs", "steps"):
+            check.at_least(f"{p}.{name}", getattr(g, name), 1)
+        check.at_least(f"{p}.curve_points", g.curve_points, 2)
+        for name in ("c_student", "c_teacher", "gamma"):
+            check.within(f"{p}.{name}", getattr(g, name), -1.0, 1.0)
+        for name in ("teacher_norm", "init_norm", "lr"):
+            check.positive(f"{p}.{name}", getattr(g, name))
+        if not 1 <= g.early_step <= g.steps:
+            errors.append(f"{p}.early_step: must be in [1, steps = {g.steps}], got {g.early_step}")
+        check.at_least(f"{p}.aniso_power", g.aniso_power, 0.0)
+        check.nonempty_list(f"{p}.gammas", g.gammas, -1.0, 1.0)
+        check.nonempty_list(f"{p}.c_teachers", g.c_teachers, -1.0, 1.0)
+        check.nonempty_list(f"{p}.init_norms", g.init_norms, 0.0, math.inf, open_low=True)
+        for name, allowed in (("covariances", COVARIANCES), ("label_types", LABEL_TYPES)):
+            values = getattr(g, name)
+            if not values:
+                errors.append(f"{p}.{name}: must list at least one of {list(allowed)}")
+            for i, v in enumerate(values):
+                check.choice(f"{p}.{name}[{i}]", v, allowed)
+        return errors
+
+
+class _Checker:
+    """Appends one readable message per bad value (validation reports every error at once)."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+
+    def at_least(self, key: str, value, low) -> None:
+        if not value >= low:  # also catches NaN
+            self.errors.append(f"{key}: must be >= {low}, got {value}")
+
+    def positive(self, key: str, value) -> None:
+        if not (value > 0 and math.isfinite(value)):
+            self.errors.append(f"{key}: must be a positive finite number, got {value}")
+
+    def finite(self, key: str, value) -> None:
+        if not math.isfinite(value):
+            self.errors.append(f"{key}: must be a finite number, got {value}")
+
+    def within(self, key: str, value, low: float, high: float, open_low: bool = False) -> None:
+        ok = (low < value if open_low else low <= value) and value <= high
+        if not ok:
+            bracket = "(" if open_low else "["
+            self.errors.append(f"{key}: must be in {bracket}{low:g}, {high:g}], got {value}")
+
+    def nonempty_list(self, key: str, values: list, low: float, high: float, open_low: bool = False) -> None:
+        if not values:
+            self.errors.append(f"{key}: must list at least one value")
+        for i, v in enumerate(values):
+            self.within(f"{key}[{i}]", v, low, high, open_low)
+
+    def choice(self, key: str, value: str, allowed) -> None:
+        if value not in allowed:
+            self.errors.append(f"{key}: must be one of {list(allowed)}, got {value!r}")

