@@ -79,18 +79,26 @@ def plot(results: dict, run_dir: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     rows = _rows(results)
-    names = [n.replace(" (", "\n(") for n, _ in rows]
     colors = ["#888888"] + ["#3b75af"] * (len(rows) - 2) + ["#2ca02c"]
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.6 * len(rows), 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.6 * len(rows), 4.4))
     for ax, kind, title in zip(axes, ("accuracy", "auroc"), ("test accuracy", "test AUROC")):
         vals = [r[kind]["value"] * 100 for _, r in rows]
         err = [[(r[kind]["value"] - r[kind]["ci95"][0]) * 100 for _, r in rows],
                [(r[kind]["ci95"][1] - r[kind]["value"]) * 100 for _, r in rows]]
+        lo = max(0, min(r[kind]["ci95"][0] for _, r in rows) * 100 - 8)
         ax.bar(range(len(rows)), vals, yerr=err, color=colors, capsize=4)
+        for level, style in ((vals[0], ":"), (vals[-1], "--")):  # the gap PGR is measured against
+            ax.axhline(level, color="#444444", linestyle=style, linewidth=0.8)
         for i, v in enumerate(vals):
-            ax.text(i, v + 0.5, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
-        lo = min(r[kind]["ci95"][0] for _, r in rows) * 100
-        ax.set_ylim(max(0, lo - 8), min(100, max(r[kind]["ci95"][1] for _, r in rows) * 100 + 5))
+            ax.text(i, lo + 0.6, f"{v:.1f}", ha="center", va="bottom", fontsize=9, color="white", weight="bold")
+        names = []
+        for name, r in rows:
+            label = name.replace(" (", "\n(")
+            pgr = (r.get("pgr") or {}).get(kind)
+            if pgr is not None:
+                label += "\nPGR " + ("undefined" if pgr["value"] is None else f"{pgr['value']:.2f}")
+            names.append(label)
+        ax.set_ylim(lo, min(100, max(r[kind]["ci95"][1] for _, r in rows) * 100 + 3))
         ax.set_xticks(range(len(rows)), names, fontsize=7)
         ax.set_ylabel(f"{title} (%)")
         ax.set_title(f"{title}, {int(results['ci_level'] * 100)}% bootstrap CI (n={results['n_test']})", fontsize=9)

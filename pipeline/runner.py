@@ -7,6 +7,7 @@ ceiling and transfers but reuses the data split and the weak labels.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -213,7 +214,7 @@ def read_json(path: Path):
 
 class Runner:
     def __init__(self, recipe: Recipe, accelerator=None, force: bool = False, force_stages=(), progress=True,
-                 log=print):
+                 log=functools.partial(print, flush=True)):
         if accelerator is None:
             from accelerate import Accelerator
 
