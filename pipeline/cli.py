@@ -102,9 +102,17 @@ def _cmd_theory(a) -> int:
         metrics = theory.run(recipe.theory, out)
         write_json(marker, {**metrics, "cache_key": key})
         print(f"theory done in {time.perf_counter() - start:.1f} s: {marker}")
+    from pipeline.runner import atomic_write
     from pipeline.theory.report import markdown_section
 
-    print(markdown_section(read_json(marker), rel_dir=str(out)))
+    metrics = read_json(marker)
+    report = out.parent / "report.md"
+    text = f"# Theory sanity check: {recipe.name}\n\n" + markdown_section(metrics, rel_dir="theory")
+    atomic_write(report, lambda p: p.write_text(text))
+    for p in metrics.get("predictions", []):
+        state = {True: "held", False: "DID NOT HOLD", None: "not run"}[p.get("held")]
+        print(f"  {p['id']:4s} {state:12s} {p.get('text', '')}")
+    print(f"report: {report}")
     return 0
 
 

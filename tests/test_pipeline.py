@@ -106,3 +106,40 @@ def test_bad_recipe_exit_2(tmp_path, capsys):
     assert "weak.modle: unknown key (did you mean 'mode" in capsys.readouterr().err
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
     assert "recipe file not found" in capsys.readouterr().err
+
+
+def test_lora_weak_and_theory_stage_in_a_recipe(tiny_recipe, capsys):
+    """LoRA mode trains and saves an adapter; the theory stage runs inside a recipe and lands in the report."""
+    overrides = ["weak.mode=lora", "weak.lora.r=4", "weak.train.lr=5e-3", "methods=[naive]", "name=lora",
+                 "theory.enabled=true", "theory.two_layer.n_seeds=2", "theory.two_layer.steps=300",
+                 "theory.two_layer.n_test=2000", "theory.two_layer.n_pretrain=2000", "theory.two_layer.ablation=false",
+                 "theory.logistic.n_pairs=4", "theory.logistic.steps=60"]
+    assert _run(tiny_recipe, *overrides) == 0
+    cfg = yaml.safe_load(tiny_recipe.read_text())
+    run_dir = os.path.join(cfg["output_dir"], "lora")
+    model_dir = os.path.join(run_dir, "seed0/weak/model")
+    assert os.path.exists(os.path.join(model_dir, "adapter_model.safetensors"))
+    assert not os.path.exists(os.path.join(model_dir, "model.safetensors"))  # adapters, not full weights
+    from peft import AutoPeftModelForSequenceClassification
+
+    reloaded = AutoPeftModelForSequenceClassification.from_pretrained(model_dir)
+    assert reloaded.peft_config["default"].r == 4
+    res = json.load(open(os.path.join(run_dir, "results.json")))
+    assert {p["id"] for p in res["theory"]["predictions"]} >= {f"P{i}" for i in range(1, 13)}
+    report = open(os.path.join(run_dir, "report.md")).read()
+    assert "## Theory sanity check" in report
+    assert os.path.exists(os.path.join(run_dir, "theory", "retention_vs_rho.png"))
+    assert "[theory]" in capsys.readouterr().out
+
+
+def test_theory_command_writes_report(tmp_path, capsys):
+    args = ["theory", f"output_dir={tmp_path}", "theory.two_layer.n_seeds=2", "theory.two_layer.steps=200",
+            "theory.two_layer.n_test=2000", "theory.two_layer.n_pretrain=2000", "theory.two_layer.ablation=false",
+            "theory.logistic.n_pairs=4", "theory.logistic.steps=40"]
+    assert main(args) == 0
+    assert (tmp_path / "theory" / "theory" / "metrics.json").exists()
+    assert "## Theory sanity check" in (tmp_path / "theory" / "report.md").read_text()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "cached" in capsys.readouterr().out
+    assert main(["theory", "theory.two_layer.rhos=[2.0]"]) == 2
