@@ -63,8 +63,9 @@ def _cmd_run(a) -> int:
     if a.no_progress:
         os.environ["W2S_NO_PROGRESS"] = "1"
     start = time.perf_counter()
-    run_dir = Runner(recipe, force=a.force, force_stages=a.force_stage, progress=not a.no_progress).run()
-    print(f"done in {time.perf_counter() - start:.1f} s: {run_dir}/report.md, {run_dir}/results.json")
+    runner = Runner(recipe, force=a.force, force_stages=a.force_stage, progress=not a.no_progress)
+    run_dir = runner.run()
+    runner.log(f"done in {time.perf_counter() - start:.1f} s: {run_dir}/report.md, {run_dir}/results.json")
     return 0
 
 
