@@ -59,6 +59,11 @@ def _cmd_run(a) -> int:
     from pipeline.config import load_recipe
     from pipeline.runner import Runner
 
+    from pipeline.runner import STAGES
+
+    bad = [s for s in a.force_stage if s not in STAGES]
+    if bad:
+        raise UserError(f"--force-stage {bad[0]!r} is not a stage", f"stages: {', '.join(STAGES)}")
     recipe = load_recipe(a.recipe, a.overrides)
     if a.no_progress:
         os.environ["W2S_NO_PROGRESS"] = "1"

@@ -41,7 +41,8 @@ def collect(run_dir: Path, recipe, timings: dict) -> dict:
         "model_selection": "none: fixed number of epochs (head mode: L2 by CV on the head's own training labels)",
         "stages": timings,
         "config": to_dict(recipe),
-        "env": _stage_json(run_dir / "env.json"),
+        "env": {**_stage_json(run_dir / "env.json"), "seed": recipe.seed, "data_seed": recipe.data.seed,
+                "stage_wall_time_s": {k: v.get("wall_time_s") for k, v in timings.items()}},
     }
     for m in recipe.methods:
         stage = _stage_json(seed_dir / "transfer" / m.key / "metrics.json")
