@@ -6,7 +6,7 @@
 import json
 from pathlib import Path
 
-import yaml
+import numpy as np
 
 from pipeline.runner import read_json, write_json
 
@@ -110,6 +110,43 @@ def plot(results: dict, run_dir: Path) -> list[str]:
     return ["accuracy.png"]
 
 
+def _short(v):
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def plot_selective(results: dict, run_dir: Path) -> list[str]:
+    """Routed share and label accuracy against the P(IK) threshold, for each selective method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for key, r in results["methods"].items():
+        curve = (r.get("diagnostics") or {}).get("tau_curve_B")
+        if not curve:
+            continue
+        d = r["diagnostics"]
+        tau = [c["tau"] for c in curve]
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        ax.plot(tau, [c["routed_share"] for c in curve], color="#444444", label="share of B routed to self-labels")
+        for name, color in (("self_acc", "#3b75af"), ("weak_acc", "#888888")):
+            ax.plot(tau, [c[name] if c[name] is not None else np.nan for c in curve], color=color,
+                    label=f"{'self' if name == 'self_acc' else 'weak'}-label accuracy on the routed part")
+        if d.get("tau") is not None:
+            ax.axvline(d["tau"], color="#d62728", linestyle="--", label=f"chosen tau = {d['tau']:.3f}")
+        ax.set_xlabel("P(IK) threshold tau")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{key}: routing on B (accuracies use B's gold, for reporting only)", fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+        fig.tight_layout()
+        name = f"selective_{key}.png"
+        fig.savefig(run_dir / name, dpi=120)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
 def markdown(results: dict, images: list[str]) -> str:
     lvl = int(results["ci_level"] * 100)
     w, c = results["weak"], results["ceiling"]
@@ -152,11 +189,12 @@ def markdown(results: dict, images: list[str]) -> str:
         lines.append("- Weak confidence: P(class 1) quantiles 5/25/50/75/95% = "
                      + " / ".join(f"{q[k]:.2f}" for k in sorted(q, key=float)) + ".")
     for key, r in results["methods"].items():
+        scalars = {k: v for k, v in (r.get("diagnostics") or {}).items() if not isinstance(v, (list, dict))}
         lines.append(f"- `{key}` ({r.get('method')}): trained on labels with accuracy "
                      f"{r.get('label_accuracy', float('nan')) * 100:.1f}% on B; "
-                     + ", ".join(f"{k}: {v}" for k, v in (r.get("diagnostics") or {}).items()))
+                     + ", ".join(f"{k}: {_short(v)}" for k, v in scalars.items()))
     lines += ["", f"Model selection: {results['model_selection']}.", ""]
-    lines += [f"![accuracy and AUROC]({img})" for img in images]
+    lines += [f"![{img[:-4]}]({img})" for img in images]
     if "theory" in results:
         from pipeline.theory.report import markdown_section
 
@@ -178,7 +216,7 @@ def markdown(results: dict, images: list[str]) -> str:
 def render(results: dict, run_dir: Path) -> None:
     from pipeline.runner import atomic_write
 
-    images = plot(results, run_dir)
+    images = plot(results, run_dir) + plot_selective(results, run_dir)
     text = markdown(results, images)
     atomic_write(run_dir / "report.md", lambda p: p.write_text(text))
 

@@ -158,6 +158,13 @@ class Context:
         p = np.asarray(list(ds["soft_label"]), dtype=np.float32)
         return np.stack([1 - p, p], axis=1)
 
+    def weak_train_probs(self) -> np.ndarray:
+        """The weak model's (in-sample) P(class) on its own training split A, [n, 2]."""
+        from pipeline.stages import read_predictions
+
+        _, p = read_predictions(self.stage_dir("weak", create=False) / "predictions_train_weak.jsonl")
+        return np.stack([1 - p, p], axis=1)
+
     def features(self, role_cfg, splits: list[str]) -> dict[str, np.ndarray]:
         """Pooled frozen features of `role_cfg.model` per split: computed once per run, cached on disk."""
         from safetensors.numpy import load_file, save_file

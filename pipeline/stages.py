@@ -16,32 +16,42 @@ from pipeline.train import finetune, fit_head, head_proba
 
 
 def fit_and_predict(role_cfg, train_split: str, targets: np.ndarray, predict_splits: list[str], ctx,
-                    out_dir: Path, desc: str) -> tuple[dict[str, np.ndarray], dict]:
-    """Train the model of `role_cfg` (weak or strong) on `targets` for `train_split`; P(class) on other splits."""
+                    out_dir: Path | None, desc: str, train_idx: np.ndarray | None = None,
+                    predict_idx: dict[str, np.ndarray] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Train the model of `role_cfg` (weak or strong) on `targets` for `train_split`; P(class) on other splits.
+
+    `train_idx` / `predict_idx` restrict to rows of a split (cross-fitting); `out_dir=None` saves no model.
+    """
     path = models.resolve(role_cfg.model)
     max_length = ctx.recipe.data.max_length
+    pick = lambda rows, idx: rows if idx is None else [rows[i] for i in idx]  # noqa: E731
+    predict_idx = predict_idx or {}
+    save = role_cfg.save_model and ctx.is_main and out_dir is not None
     if role_cfg.mode == "head":
         feats = ctx.features(role_cfg, [train_split, *predict_splits])
-        head = fit_head(feats[train_split], targets, role_cfg.head, ctx.seed)
-        if role_cfg.save_model and ctx.is_main:
+        train_feats = feats[train_split] if train_idx is None else feats[train_split][train_idx]
+        head = fit_head(train_feats, targets, role_cfg.head, ctx.seed)
+        if save:
             ctx.write_atomic(out_dir / "model" / "head.safetensors",
                              lambda p: save_file({"weight": head["weight"], "bias": head["bias"]}, str(p)))
-        probs = {s: head_proba(head, feats[s]) for s in predict_splits}
+        probs = {s: head_proba(head, feats[s] if s not in predict_idx else feats[s][predict_idx[s]])
+                 for s in predict_splits}
         return probs, {"mode": "head", "head_l2": head["l2"], "head_cv_xent": head["cv_xent"]}
     tokenizer = models.load_tokenizer(path)
     ctx.seed_everything()
     model = models.load_classifier(path, tokenizer, role_cfg.mode, role_cfg.lora)
-    texts = ctx.texts(train_split)
+    texts = pick(ctx.texts(train_split), train_idx)
     result = finetune(model, tokenizer, texts, targets, role_cfg.train, max_length, ctx.accelerator, ctx.seed,
                       desc=f"{desc}: train")
     model = result.pop("model")
-    if role_cfg.save_model and ctx.is_main:
-        def save(tmp: Path):
+    if save:
+        def save_folder(tmp: Path):
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-        ctx.write_atomic(out_dir / "model", save)
-    probs = {s: predict_proba(model, tokenizer, ctx.texts(s), max_length, role_cfg.train.eval_batch_size,
-                              ctx.accelerator, desc=f"{desc}: label {s}") for s in predict_splits}
+        ctx.write_atomic(out_dir / "model", save_folder)
+    probs = {s: predict_proba(model, tokenizer, pick(ctx.texts(s), predict_idx.get(s)), max_length,
+                              role_cfg.train.eval_batch_size, ctx.accelerator, desc=f"{desc}: label {s}")
+             for s in predict_splits}
     del model
     return probs, {"mode": role_cfg.mode, "train_steps": result["steps"], "final_loss": result["final_loss"],
                    "train_tokens": result["tokens"]}
@@ -51,10 +61,10 @@ def _accuracy(probs: np.ndarray, labels) -> float:
     return float((probs.argmax(1) == np.asarray(labels)).mean())
 
 
-def _write_predictions(ctx, out_dir: Path, split: str, probs: np.ndarray) -> None:
+def _write_predictions(ctx, out_dir: Path, split: str, probs: np.ndarray, name: str = "predictions.jsonl") -> None:
     rows = [json.dumps({"id": i, "label": int(y), "prob": round(float(p), 6)})
             for i, y, p in zip(ctx.ids(split), ctx.labels(split), probs[:, 1])]
-    ctx.write_text(out_dir / "predictions.jsonl", "\n".join(rows) + "\n")
+    ctx.write_text(out_dir / name, "\n".join(rows) + "\n")
 
 
 def _save_labels(ctx, out_dir: Path, split: str, targets: np.ndarray, extra: dict | None = None) -> None:
@@ -70,9 +80,13 @@ def weak(cfg, ctx) -> dict:
     """Train the weak model on A's ground truth; soft labels on B, predictions on test."""
     out = ctx.stage_dir("weak")
     gold = np.eye(2, dtype=np.float32)[ctx.labels("train_weak")]
-    probs, info = fit_and_predict(cfg.weak, "train_weak", gold, ["transfer", "test"], ctx, out, "weak")
+    probs, info = fit_and_predict(cfg.weak, "train_weak", gold, ["transfer", "test", "train_weak"], ctx, out,
+                                  "weak")
     _save_labels(ctx, out, "transfer", probs["transfer"])
     _write_predictions(ctx, out, "test", probs["test"])
+    # in-sample predictions on A (the weak model trained there): methods that compare against the weak
+    # supervisor on A (selective's tau) read them
+    _write_predictions(ctx, out, "train_weak", probs["train_weak"], "predictions_train_weak.jsonl")
     p = probs["transfer"][:, 1]
     b_acc = _accuracy(probs["transfer"], ctx.labels("transfer"))
     test_acc = _accuracy(probs["test"], ctx.labels("test"))

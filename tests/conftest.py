@@ -103,6 +103,8 @@ strong:
 methods:
   - name: naive
   - {{name: naive, id: naive_hard, hard: true}}
+  - name: graph_smooth
+  - {{name: selective, folds: 3, weak_folds: 2}}
 evaluate: {{bootstrap: 200}}
 theory: {{enabled: false}}
 """

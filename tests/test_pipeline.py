@@ -26,7 +26,12 @@ def test_end_to_end_then_cached_then_resumed(tiny_recipe, capsys):
         assert 0 <= res[key]["accuracy"]["value"] <= 1 and 0 <= res[key]["auroc"]["value"] <= 1
         lo, hi = res[key]["accuracy"]["ci95"]
         assert lo <= res[key]["accuracy"]["value"] <= hi
-    assert set(res["methods"]) == {"naive", "naive_hard"}
+    assert set(res["methods"]) == {"naive", "naive_hard", "graph_smooth", "selective"}
+    d = res["methods"]["selective"]["diagnostics"]
+    for key in ("routed_share", "self_label_accuracy_all_B", "weak_label_accuracy_after_smoothing",
+                "pik_auroc_heldout_A", "tau_curve_B"):
+        assert key in d, key
+    assert 0 <= d["routed_share"] <= 1 and "gold" in d["gold_use"]
     for m in res["methods"].values():
         for kind in ("accuracy", "auroc"):
             p = m["pgr"][kind]
@@ -47,7 +52,8 @@ def test_end_to_end_then_cached_then_resumed(tiny_recipe, capsys):
     mtime = os.path.getmtime(marker)
     assert _run(tiny_recipe) == 0
     out = capsys.readouterr().out
-    for stage in ("data", "weak", "ceiling", "transfer/naive", "transfer/naive_hard", "evaluate"):
+    for stage in ("data", "weak", "ceiling", "transfer/naive", "transfer/naive_hard", "transfer/selective",
+                  "evaluate"):
         assert f"[{stage}] cached" in out
     assert os.path.getmtime(marker) == mtime
 

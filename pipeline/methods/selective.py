@@ -1,0 +1,193 @@
+"""selective: P(IK) routing between strong self-labels and graph-smoothed weak labels (Lang et al., AAAI 2026).
+
+1. Strong self-labels, never learned from ground truth: a probe on the strong model's frozen features,
+   cross-fitted on B (each fold labelled by a probe trained on the *weak* labels of the other folds);
+   on A by a probe trained on all of B's weak labels.
+2. P(IK): logistic regression on [strong features, self-label confidence] predicting "the self-label is
+   correct", trained on part of A, the weak supervisor's own labelled data (the method's only use of gold).
+3. tau on the held-out rest of A: `best_mix` takes the tau whose mixed labels (self-label where routed,
+   weak label elsewhere) are most accurate there, so it routes where the self-label is likelier right than
+   the weak label; `beat_weak` the smallest tau whose routed self-labels beat the weak labels. The weak model was trained on all of A, so its own labels
+   there are in-sample (on the quickstart: 84% on held-out A against 80% on B); by default the weak model
+   is retrained on folds of A to label A out of sample (`weak_reference: crossfit`). `fixed` uses `tau`.
+4. On B: P(IK) >= tau -> self-label; else the weak label after graph smoothing (graph_smooth.py).
+B's ground truth is read only for the diagnostics.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from pipeline.config import HeadConfig, MethodConfig
+from pipeline.methods.graph_smooth import smooth
+from pipeline.train import fit_head, head_proba
+
+
+@dataclass
+class Config(MethodConfig):
+    name: str = "selective"
+    folds: int = field(default=5, metadata={"help": "cross-fitting folds of B for the self-label probe"})
+    tau_rule: Literal["best_mix", "beat_weak", "fixed"] = field(default="best_mix", metadata={
+        "help": "best_mix: tau whose mixed labels are most accurate on held-out A; beat_weak: smallest tau whose "
+                "routed self-labels beat the weak labels there; fixed: use `tau`"})
+    tau: float = field(default=0.9, metadata={"help": "P(IK) threshold when tau_rule is fixed"})
+    min_routed: int = field(default=10, metadata={"help": "beat_weak ignores thresholds routing fewer held-out "
+                                                          "examples than this"})
+    heldout_fraction: float = field(default=0.4, metadata={"help": "share of A held out from P(IK) training "
+                                                                   "to choose tau"})
+    smooth: bool = field(default=True, metadata={"help": "graph-smooth the weak labels that are kept"})
+    knn: int = field(default=10, metadata={"help": "kNN graph neighbours for the smoothing"})
+    alpha: float = field(default=0.7, metadata={"help": "label-propagation weight of the smoothing"})
+    weak_reference: Literal["crossfit", "in_sample"] = field(default="crossfit", metadata={
+        "help": "weak labels on held-out A that tau is compared against: crossfit retrains the weak model on "
+                "the other part of A (out-of-sample, costs weak_folds extra weak trainings); in_sample reuses "
+                "the weak model, which saw A (optimistic, routes less)"})
+    weak_folds: int = field(default=3, metadata={"help": "folds of A for the crossfit weak reference"})
+    hard: bool = field(default=False, metadata={"help": "train on the argmax of the mixed labels"})
+
+    def validate(self) -> list[str]:
+        errors = []
+        if self.folds < 2:
+            errors.append(f"folds: must be at least 2, got {self.folds}")
+        if not 0 <= self.tau <= 1:
+            errors.append(f"tau: a probability threshold must be in [0, 1], got {self.tau}")
+        if not 0 < self.heldout_fraction < 1:
+            errors.append(f"heldout_fraction: must be in (0, 1), got {self.heldout_fraction}")
+        if self.knn < 1:
+            errors.append(f"knn: must be at least 1, got {self.knn}")
+        if not 0 <= self.alpha < 1:
+            errors.append(f"alpha: must be in [0, 1), got {self.alpha}")
+        if self.weak_folds < 2:
+            errors.append(f"weak_folds: must be at least 2, got {self.weak_folds}")
+        return errors
+
+
+def cross_fit_self_labels(features: np.ndarray, weak: np.ndarray, folds: int, head_cfg: HeadConfig,
+                          seed: int) -> np.ndarray:
+    """Out-of-fold probe predictions: each example is labelled by a probe that never saw its weak label."""
+    out = np.zeros_like(weak, dtype=np.float32)
+    parts = np.array_split(np.random.default_rng(seed).permutation(len(features)), folds)
+    for k, held in enumerate(parts):
+        fit = np.concatenate([p for j, p in enumerate(parts) if j != k])
+        out[held] = head_proba(fit_head(features[fit], weak[fit], head_cfg, seed), features[held])
+    return out
+
+
+def crossfit_weak_on_a(ctx, folds: int) -> np.ndarray:
+    """Out-of-sample weak P(class) on A: the weak recipe retrained on the other folds of A, per fold."""
+    from pipeline.stages import fit_and_predict
+
+    gold = ctx.labels("train_weak")
+    out = np.zeros((len(gold), 2), dtype=np.float32)
+    parts = np.array_split(np.random.default_rng(ctx.seed + 2).permutation(len(gold)), folds)
+    for k, held in enumerate(parts):
+        fit = np.concatenate([p for j, p in enumerate(parts) if j != k])
+        probs, _ = fit_and_predict(ctx.recipe.weak, "train_weak", np.eye(2, dtype=np.float32)[gold[fit]],
+                                   ["train_weak"], ctx, None, f"selective: weak fold {k + 1}/{folds}",
+                                   train_idx=fit, predict_idx={"train_weak": held})
+        out[held] = probs["train_weak"]
+    return out
+
+
+def choose_tau(pik: np.ndarray, self_correct: np.ndarray, weak_correct: np.ndarray, min_routed: int,
+               rule: str = "best_mix") -> dict:
+    """Pick the P(IK) threshold on held-out A (None: route nothing).
+
+    best_mix: the threshold whose mixed labels (self where routed, weak elsewhere) are most accurate; ties go
+    to routing less. beat_weak: the smallest threshold whose routed self-labels beat the weak labels there.
+    """
+    curve = []
+    best, best_mix = None, float(weak_correct.mean())  # routing nothing is always an option
+    for tau in np.unique(pik)[::-1]:  # every distinct threshold, from strict to lax; none routes nothing
+        routed = pik >= tau
+        n = int(routed.sum())
+        s, w = float(self_correct[routed].mean()), float(weak_correct[routed].mean())
+        mix = float((self_correct[routed].sum() + weak_correct[~routed].sum()) / len(pik))
+        curve.append({"tau": float(tau), "routed_share": n / len(pik), "self_acc": s, "weak_acc": w,
+                      "mixed_acc": mix})
+        if n < min_routed:
+            continue
+        if rule == "beat_weak" and s > w:
+            best = float(tau)
+        elif rule == "best_mix" and mix > best_mix:
+            best, best_mix = float(tau), mix
+    return {"tau": best, "curve": curve[::-1]}
+
+
+def build_labels(cfg: Config, ctx):
+    from pipeline.methods import LabelSet
+    from pipeline.metrics import auroc_rows
+
+    strong = ctx.recipe.strong
+    feats = ctx.features(strong, ["train_weak", "transfer"])
+    fa, fb = feats["train_weak"], feats["transfer"]
+    weak_b = ctx.weak_soft_labels()
+    weak_b_hard = np.eye(2, dtype=np.float32)[weak_b.argmax(1)]
+    gold_a = ctx.labels("train_weak")
+
+    # 1. self-labels (weak-label-trained probes on strong features; no gold)
+    self_b = cross_fit_self_labels(fb, weak_b_hard, cfg.folds, strong.head, ctx.seed)
+    self_a = head_proba(fit_head(fb, weak_b_hard, strong.head, ctx.seed), fa)
+
+    # 2. P(IK) on A: does the self-label match A's gold label?
+    def pik_inputs(f, s):
+        return np.concatenate([f, np.abs(s[:, 1:] - 0.5) * 2], axis=1)  # features + self-label confidence
+
+    correct_a = (self_a.argmax(1) == gold_a).astype(int)
+    order = np.random.default_rng(ctx.seed + 1).permutation(len(fa))
+    n_held = max(2, int(round(cfg.heldout_fraction * len(fa))))
+    held, fit = order[:n_held], order[n_held:]
+    if len(np.unique(correct_a[fit])) < 2:
+        pik_model = None  # self-labels all right (or all wrong) on A: P(IK) is constant
+        const = float(correct_a[fit].mean())
+        pik_a = np.full(len(fa), const)
+        pik_b = np.full(len(fb), const)
+    else:
+        pik_model = fit_head(pik_inputs(fa[fit], self_a[fit]), np.eye(2)[correct_a[fit]], strong.head, ctx.seed)
+        pik_a = head_proba(pik_model, pik_inputs(fa, self_a))[:, 1]
+        pik_b = head_proba(pik_model, pik_inputs(fb, self_b))[:, 1]
+    pik_auroc = float(auroc_rows(pik_a[held], correct_a[held])[0]) if len(np.unique(correct_a[held])) == 2 else None
+
+    # 3. tau on held-out A, against weak labels of A that the weak model did not train on
+    weak_a = crossfit_weak_on_a(ctx, cfg.weak_folds) if cfg.weak_reference == "crossfit" else ctx.weak_train_probs()
+    choice = choose_tau(pik_a[held], correct_a[held].astype(bool), weak_a[held].argmax(1) == gold_a[held],
+                        cfg.min_routed, cfg.tau_rule)
+    tau = cfg.tau if cfg.tau_rule == "fixed" else choice["tau"]
+
+    # 4. mix on B
+    kept = smooth(fb, weak_b, cfg.knn, cfg.alpha) if cfg.smooth else weak_b
+    routed = pik_b >= tau if tau is not None else np.zeros(len(fb), dtype=bool)
+    mixed = np.where(routed[:, None], self_b, kept).astype(np.float32)
+    targets = np.eye(2, dtype=np.float32)[mixed.argmax(1)] if cfg.hard else mixed
+
+    gold_b = ctx.labels("transfer")  # diagnostics only
+
+    def acc(p, mask=None):
+        m = np.ones(len(gold_b), dtype=bool) if mask is None else mask
+        return float((p[m].argmax(1) == gold_b[m]).mean()) if m.any() else None
+
+    disagree = self_b.argmax(1) != weak_b.argmax(1)
+    return LabelSet(targets=targets, diagnostics={
+        "tau": tau, "tau_rule": cfg.tau_rule,
+        "routed_share": float(routed.mean()),
+        "routed_share_where_self_and_weak_disagree": float(routed[disagree].mean()) if disagree.any() else None,
+        "self_label_accuracy_on_routed": acc(self_b, routed),
+        "weak_label_accuracy_on_routed": acc(weak_b, routed),
+        "self_label_accuracy_all_B": acc(self_b),
+        "weak_label_accuracy_before_smoothing": acc(weak_b),
+        "weak_label_accuracy_after_smoothing": acc(kept),
+        "final_label_accuracy": acc(mixed),
+        "pik_auroc_heldout_A": pik_auroc,
+        "pik_train_size": int(len(fit)), "pik_heldout_size": int(len(held)),
+        "weak_reference": cfg.weak_reference,
+        "weak_accuracy_heldout_A": float((weak_a[held].argmax(1) == gold_a[held]).mean()),
+        "self_label_accuracy_heldout_A": float(correct_a[held].mean()),
+        "gold_use": "A's gold labels train P(IK) and choose tau (A is the weak supervisor's own labelled data); "
+                    "B's gold is used only for these diagnostics",
+        "tau_curve_heldout_A": choice["curve"],
+        "tau_curve_B": [
+            {"tau": c["tau"], "routed_share": float((pik_b >= c["tau"]).mean()),
+             "self_acc": acc(self_b, pik_b >= c["tau"]), "weak_acc": acc(weak_b, pik_b >= c["tau"])}
+            for c in choice["curve"][:: max(1, len(choice["curve"]) // 40)]],
+    })
