@@ -179,6 +179,25 @@ def is_causal(path: str) -> bool:
         getattr(config, "is_decoder", False))
 
 
+def kind(spec: str) -> str | None:
+    """'causal' or 'encoder' without loading weights (None when unknown, e.g. an unreachable hub id)."""
+    if spec in ALIASES:
+        return ALIASES[spec].kind
+    if (Path(spec).expanduser() / "config.json").exists():
+        return "causal" if is_causal(str(Path(spec).expanduser())) else "encoder"
+    return None
+
+
+def load_causal_lm(path: str):
+    from transformers import AutoModelForCausalLM
+
+    _quiet_transformers()
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype="float32")
+    except (OSError, ValueError) as e:
+        raise UserError(f"could not load {path!r} as a causal language model: {str(e).splitlines()[0]}") from None
+
+
 def _quiet_transformers():
     import transformers
 

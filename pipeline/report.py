@@ -191,8 +191,8 @@ def markdown(results: dict, images: list[str]) -> str:
     for key, r in results["methods"].items():
         scalars = {k: v for k, v in (r.get("diagnostics") or {}).items() if not isinstance(v, (list, dict))}
         lines.append(f"- `{key}` ({r.get('method')}): trained on labels with accuracy "
-                     f"{r.get('label_accuracy', float('nan')) * 100:.1f}% on B; "
-                     + ", ".join(f"{k}: {_short(v)}" for k, v in scalars.items()))
+                     f"{r.get('label_accuracy', float('nan')) * 100:.1f}% on B")
+        lines += [f"  - {k.replace('_', ' ')}: {_short(v)}" for k, v in scalars.items()]
     lines += ["", f"Model selection: {results['model_selection']}.", ""]
     lines += [f"![{img[:-4]}]({img})" for img in images]
     if "theory" in results:

@@ -104,7 +104,7 @@ methods:
   - name: naive
   - {{name: naive, id: naive_hard, hard: true}}
   - name: graph_smooth
-  - {{name: selective, folds: 3, weak_folds: 2}}
+  - {{name: selective, folds: 3, weak_folds: 2, shots: 2, prompt: "Review: {{text}} Sentiment:", verbalizers: [bad, good]}}
 evaluate: {{bootstrap: 200}}
 theory: {{enabled: false}}
 """

@@ -32,6 +32,7 @@ def test_end_to_end_then_cached_then_resumed(tiny_recipe, capsys):
                 "pik_auroc_heldout_A", "tau_curve_B"):
         assert key in d, key
     assert 0 <= d["routed_share"] <= 1 and "gold" in d["gold_use"]
+    assert d["self_labels"].startswith("prompt (2-shot")  # the tiny strong model is causal: auto -> prompt
     for m in res["methods"].values():
         for kind in ("accuracy", "auroc"):
             p = m["pgr"][kind]

@@ -1,8 +1,10 @@
 """selective: P(IK) routing between strong self-labels and graph-smoothed weak labels (Lang et al., AAAI 2026).
 
-1. Strong self-labels, never learned from ground truth: a probe on the strong model's frozen features,
-   cross-fitted on B (each fold labelled by a probe trained on the *weak* labels of the other folds);
-   on A by a probe trained on all of B's weak labels.
+1. Strong self-labels, never learned from ground truth. Encoder: a probe on the strong model's frozen
+   features, cross-fitted on B (each fold labelled by a probe trained on the *weak* labels of the other
+   folds); on A by a probe trained on all of B's weak labels. Causal model: few-shot prompting with
+   weak-labelled demonstrations from B (never the query itself), verbalizer log-odds calibrated to the
+   weak labels' positive rate (pipeline/prompting.py).
 2. P(IK): logistic regression on [strong features, self-label confidence] predicting "the self-label is
    correct", trained on part of A, the weak supervisor's own labelled data (the method's only use of gold).
 3. tau on the held-out rest of A: `best_mix` takes the tau whose mixed labels (self-label where routed,
@@ -15,7 +17,7 @@ B's ground truth is read only for the diagnostics.
 """
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
 
@@ -27,6 +29,15 @@ from pipeline.train import fit_head, head_proba
 @dataclass
 class Config(MethodConfig):
     name: str = "selective"
+    self_labels: Literal["auto", "probe", "prompt"] = field(default="auto", metadata={
+        "help": "how the strong model labels by itself: probe (weak-trained, cross-fitted, any model), prompt "
+                "(few-shot, causal models), auto = prompt for causal strong models, else probe"})
+    shots: int = field(default=4, metadata={"help": "weak-labelled demonstrations per prompt (prompt self-labels)"})
+    prompt: Optional[str] = field(default=None, metadata={
+        "help": "template with {text}; default: the shipped dataset's"})
+    verbalizers: Optional[list[str]] = field(default=None, metadata={
+        "help": "continuations for label 0 and label 1, one token each; default: the shipped dataset's"})
+    prompt_batch_size: int = field(default=8, metadata={"help": "prompts per forward pass"})
     folds: int = field(default=5, metadata={"help": "cross-fitting folds of B for the self-label probe"})
     tau_rule: Literal["best_mix", "beat_weak", "fixed"] = field(default="best_mix", metadata={
         "help": "best_mix: tau whose mixed labels are most accurate on held-out A; beat_weak: smallest tau whose "
@@ -58,6 +69,8 @@ class Config(MethodConfig):
             errors.append(f"knn: must be at least 1, got {self.knn}")
         if not 0 <= self.alpha < 1:
             errors.append(f"alpha: must be in [0, 1), got {self.alpha}")
+        if self.shots < 0:
+            errors.append(f"shots: must be >= 0, got {self.shots}")
         if self.weak_folds < 2:
             errors.append(f"weak_folds: must be at least 2, got {self.weak_folds}")
         return errors
@@ -72,6 +85,53 @@ def cross_fit_self_labels(features: np.ndarray, weak: np.ndarray, folds: int, he
         fit = np.concatenate([p for j, p in enumerate(parts) if j != k])
         out[held] = head_proba(fit_head(features[fit], weak[fit], head_cfg, seed), features[held])
     return out
+
+
+def uses_prompting(cfg: Config, strong_model: str) -> bool:
+    from pipeline import models
+
+    return cfg.self_labels == "prompt" or (cfg.self_labels == "auto" and models.kind(strong_model) == "causal")
+
+
+def preflight(cfg: Config, recipe) -> str | None:
+    """Config problems that need the recipe as a whole (called before anything runs)."""
+    from pipeline import models
+    from pipeline.errors import UserError
+    from pipeline.prompting import prompt_spec
+
+    if cfg.self_labels == "prompt" and models.kind(recipe.strong.model) == "encoder":
+        return f"self_labels: prompt needs a causal strong model; {recipe.strong.model!r} is an encoder (use probe)"
+    if uses_prompting(cfg, recipe.strong.model):
+        try:
+            prompt_spec(recipe, cfg.prompt, cfg.verbalizers)
+        except UserError as e:
+            return str(e)
+    return None
+
+
+def prompt_self_labels(cfg: Config, ctx, weak_b_hard: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Few-shot self-labels of the causal strong model on B (demos from the rest of B) and on A (demos from B)."""
+    from pipeline import models
+    from pipeline.prompting import (build_prompts, calibrated_proba, prompt_spec, verbalizer_ids,
+                                    verbalizer_log_odds)
+
+    template, verbalizers = prompt_spec(ctx.recipe, cfg.prompt, cfg.verbalizers)
+    path = models.resolve(ctx.recipe.strong.model)
+    tokenizer = models.load_tokenizer(path)
+    ids = verbalizer_ids(tokenizer, verbalizers)
+    model = models.load_causal_lm(path)
+    texts_b, texts_a = ctx.texts("transfer"), ctx.texts("train_weak")
+    labels = weak_b_hard.argmax(1)
+    rate = float(labels.mean())
+    out = {}
+    for split, texts, exclude in (("transfer", texts_b, True), ("train_weak", texts_a, False)):
+        prompts, _ = build_prompts(template, verbalizers, texts, texts_b, labels, cfg.shots, ctx.seed, exclude)
+        odds = verbalizer_log_odds(model, tokenizer, prompts, ids, cfg.prompt_batch_size, ctx.accelerator,
+                                   desc=f"selective: prompt {split}")
+        out[split] = calibrated_proba(odds, rate)
+    del model
+    return out["transfer"], out["train_weak"], {"self_labels": f"prompt ({cfg.shots}-shot, weak-labelled "
+                                                               f"demonstrations from B, calibrated)"}
 
 
 def crossfit_weak_on_a(ctx, folds: int) -> np.ndarray:
@@ -126,9 +186,13 @@ def build_labels(cfg: Config, ctx):
     weak_b_hard = np.eye(2, dtype=np.float32)[weak_b.argmax(1)]
     gold_a = ctx.labels("train_weak")
 
-    # 1. self-labels (weak-label-trained probes on strong features; no gold)
-    self_b = cross_fit_self_labels(fb, weak_b_hard, cfg.folds, strong.head, ctx.seed)
-    self_a = head_proba(fit_head(fb, weak_b_hard, strong.head, ctx.seed), fa)
+    # 1. self-labels (no gold): few-shot prompts for a causal model, else weak-trained cross-fitted probes
+    if uses_prompting(cfg, strong.model):
+        self_b, self_a, how = prompt_self_labels(cfg, ctx, weak_b_hard)
+    else:
+        self_b = cross_fit_self_labels(fb, weak_b_hard, cfg.folds, strong.head, ctx.seed)
+        self_a = head_proba(fit_head(fb, weak_b_hard, strong.head, ctx.seed), fa)
+        how = {"self_labels": f"probe on frozen strong features, {cfg.folds}-fold cross-fitted on B's weak labels"}
 
     # 2. P(IK) on A: does the self-label match A's gold label?
     def pik_inputs(f, s):
@@ -169,7 +233,7 @@ def build_labels(cfg: Config, ctx):
 
     disagree = self_b.argmax(1) != weak_b.argmax(1)
     return LabelSet(targets=targets, diagnostics={
-        "tau": tau, "tau_rule": cfg.tau_rule,
+        **how, "tau": tau, "tau_rule": cfg.tau_rule,
         "routed_share": float(routed.mean()),
         "routed_share_where_self_and_weak_disagree": float(routed[disagree].mean()) if disagree.any() else None,
         "self_label_accuracy_on_routed": acc(self_b, routed),
