@@ -93,3 +93,119 @@ def calibrated_proba(log_odds: np.ndarray, positive_rate: float) -> np.ndarray:
     shift = np.quantile(log_odds, 1 - positive_rate)
     p1 = 1 / (1 + np.exp(-(log_odds - shift)))
     return np.stack([1 - p1, p1], axis=1).astype(np.float32)
+
+
+def _demo_block(template, verbalizers, texts, labels, idx) -> str:
+    return "".join(template.format(text=texts[j]) + verbalizers[int(labels[j])] + "\n\n" for j in idx)
+
+
+def draw_demos(rng, pool: np.ndarray, labels: np.ndarray, k: int, balance: bool) -> np.ndarray:
+    """k demonstration indices from `pool`; with `balance`, as even a label split as the pool allows."""
+    if k <= 0 or len(pool) == 0:
+        return np.array([], dtype=int)
+    k = min(k, len(pool))
+    if not balance:
+        return rng.choice(pool, size=k, replace=False)
+    by_class = [rng.permutation(pool[labels[pool] == c]) for c in (0, 1)]
+    take1 = min(len(by_class[1]), max(k - len(by_class[0]), (k + int(rng.integers(2))) // 2))
+    chosen = np.concatenate([by_class[0][:k - take1], by_class[1][:take1]])
+    return rng.permutation(chosen)
+
+
+@torch.inference_mode()
+def shared_block_log_odds(model, tokenizer, template: str, verbalizers: list[str], ids: list[int],
+                          queries: list[str], query_pool_idx: np.ndarray | None, pool_texts: list[str],
+                          pool_labels: np.ndarray, k: int, block_size: int, balance: bool, seed: int,
+                          batch_size: int, accelerator, max_tokens: int = 2048,
+                          desc: str = "prompting") -> tuple[np.ndarray, np.ndarray, dict]:
+    """Verbalizer log-odds of every query, queries grouped in chunks of `block_size` that share one block of
+    k weak-labelled demonstrations; the block is encoded once and its KV cache reused for the chunk.
+
+    `query_pool_idx[i]` is query i's index in the demonstration pool (None: queries are not in the pool);
+    no chunk's block contains any of its own queries. A block too long for `max_tokens` with the chunk's
+    longest query loses demonstrations until it fits (counted in the returned stats).
+    Returns log-odds [n], block id per query [n], stats.
+    """
+    import copy
+
+    model = model.to(accelerator.device).eval()
+    rng = np.random.default_rng(seed)
+    n = len(queries)
+    out = np.zeros(n, dtype=np.float32)
+    block_of = np.zeros(n, dtype=np.int64)
+    stats = {"blocks": 0, "demos_dropped_for_context": 0, "prefix_tokens": 0, "query_tokens": 0}
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "right"
+    bar = tqdm(total=n, desc=desc, unit="prompt", leave=False, disable=not show_progress(accelerator))
+    all_pool = np.arange(len(pool_texts))
+    try:
+        for b, start in enumerate(range(0, n, block_size)):
+            chunk = np.arange(start, min(start + block_size, n))
+            pool = all_pool if query_pool_idx is None else np.setdiff1d(all_pool, query_pool_idx[chunk])
+            demos = draw_demos(rng, pool, pool_labels, k, balance)
+            texts = [template.format(text=queries[i]) for i in chunk]
+
+            def encode(d):
+                # Tokenise each full prompt jointly (as the uncached path would) and split off the longest
+                # token prefix they all share: the KV cache covers it exactly, the rest is per query.
+                block = _demo_block(template, verbalizers, pool_texts, pool_labels, d)
+                full = tokenizer([block + t for t in texts])["input_ids"]
+                common = min(len(f) for f in full) - 1
+                for f in full[1:]:
+                    common = next((j for j in range(common) if f[j] != full[0][j]), common)
+                return full[0][:common], [f[common:] for f in full], max(len(f) for f in full)
+
+            prefix, enc, longest = encode(demos)
+            while longest > max_tokens and len(demos):
+                demos = demos[1:]
+                stats["demos_dropped_for_context"] += 1
+                prefix, enc, longest = encode(demos)
+            prefix_ids = torch.tensor([prefix]) if prefix else None
+            cache = None
+            if prefix_ids is not None:
+                cache = model(prefix_ids.to(accelerator.device), use_cache=True).past_key_values
+                stats["prefix_tokens"] += prefix_ids.shape[1]
+            past, past_rows = None, 0
+            for s in range(0, len(chunk), batch_size):
+                rows = list(range(s, min(s + batch_size, len(chunk))))
+                batch = tokenizer.pad({"input_ids": [enc[r] for r in rows]}, return_tensors="pt")
+                ids_b, mask = batch["input_ids"].to(accelerator.device), batch["attention_mask"].to(accelerator.device)
+                kwargs = {}
+                if cache is not None:
+                    plen = prefix_ids.shape[1]
+                    if past is None or past_rows != len(rows):  # one expanded copy per chunk and batch size
+                        past, past_rows = copy.deepcopy(cache), len(rows)
+                        past.batch_repeat_interleave(len(rows))
+                    mask = torch.cat([torch.ones(len(rows), plen, dtype=mask.dtype, device=mask.device), mask], 1)
+                    kwargs = {"past_key_values": past,
+                              "cache_position": torch.arange(plen, plen + ids_b.shape[1], device=ids_b.device)}
+                logits = model(input_ids=ids_b, attention_mask=mask, **kwargs).logits.float()
+                if past is not None:
+                    past.crop(-ids_b.shape[1])  # drop this batch's query tokens, keep the block
+                last = batch["attention_mask"].sum(1) - 1
+                logp = torch.log_softmax(logits[torch.arange(len(rows)), last.to(logits.device)], -1)
+                out[chunk[rows]] = (logp[:, ids[1]] - logp[:, ids[0]]).cpu().numpy()
+                stats["query_tokens"] += int(batch["attention_mask"].sum())
+                bar.update(len(rows))
+            block_of[chunk] = b
+            stats["blocks"] += 1
+    finally:
+        tokenizer.padding_side = side
+        bar.close()
+    return out, block_of, stats
+
+
+def calibrate(log_odds: np.ndarray, mode: str, positive_rate: float, blocks: np.ndarray | None = None,
+              block_rates: dict | None = None) -> np.ndarray:
+    """none: sigmoid of the log-odds; prior: one shift to the weak positive rate; per_block: a shift per
+    demonstration block to the weak positive rate of that block's queries (no gold either way)."""
+    if mode == "none":
+        p1 = 1 / (1 + np.exp(-log_odds))
+        return np.stack([1 - p1, p1], axis=1).astype(np.float32)
+    if mode == "prior" or blocks is None:
+        return calibrated_proba(log_odds, positive_rate)
+    out = np.zeros((len(log_odds), 2), dtype=np.float32)
+    for b in np.unique(blocks):
+        m = blocks == b
+        out[m] = calibrated_proba(log_odds[m], block_rates.get(int(b), positive_rate) if block_rates else positive_rate)
+    return out

@@ -147,6 +147,67 @@ def plot_selective(results: dict, run_dir: Path) -> list[str]:
     return written
 
 
+def plot_refine(results: dict, run_dir: Path) -> list[str]:
+    """Refined-label accuracy on B against the number of in-context demonstrations, per calibration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for key, r in results["methods"].items():
+        d = r.get("diagnostics") or {}
+        curve = d.get("refinement_curve")
+        if not curve:
+            continue
+        fig, ax = plt.subplots(figsize=(6.4, 4))
+        x = [c["shots"] for c in curve]
+        for mode, color in (("per_block", "#3b75af"), ("prior", "#2ca02c"), ("none", "#999999")):
+            ax.plot(x, [c[f"accuracy_{mode}"] * 100 for c in curve], marker="o", color=color,
+                    label=f"refined labels, calibration: {mode}")
+        ax.axhline(d["weak_label_accuracy"] * 100, color="#444444", linestyle=":", label="weak labels")
+        ax.set_xscale("symlog", base=2, linthresh=1)
+        ax.set_xticks(x, [str(v) for v in x])
+        ax.set_xlabel("weak-labelled demonstrations in context (k)")
+        ax.set_ylabel(f"accuracy on {curve[0]['n']} B examples (%)")
+        ax.set_title(f"{key}: in-context refinement by {d.get('refiner')} (B's gold: reporting only)", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        name = f"refine_{key}.png"
+        fig.savefig(run_dir / name, dpi=120)
+        plt.close(fig)
+        written.append(name)
+    return written
+
+
+def _refine_section(results: dict) -> list[str]:
+    lines = []
+    for key, r in results["methods"].items():
+        d = r.get("diagnostics") or {}
+        if "refinement_curve" not in d:
+            continue
+        student = results["ceiling"].get("model")
+        who = ("the strong student itself" if d.get("refiner_is_student")
+               else f"`{d['refiner']}`, a separate causal model (the student, `{student}`, is trained on its labels)")
+        lines += ["", f"### In-context refinement: `{key}`", "",
+                  f"Labels refined by {who}, {d['shots']} weak-labelled demonstrations per block of "
+                  f"{d['block_size']} queries, calibration `{d['calibration']}`; scoring "
+                  f"{d['scoring_examples_per_s']:.1f} examples/s ({d['scoring_tokens_per_s']:.0f} tokens/s).",
+                  "", "| k | " + " | ".join(f"acc. ({m})" for m in ("none", "prior", "per_block")) + " |",
+                  "|---|---|---|---|"]
+        for c in d["refinement_curve"]:
+            lines.append(f"| {c['shots']} | " + " | ".join(f"{c[f'accuracy_{m}'] * 100:.1f}"
+                                                         for m in ("none", "prior", "per_block")) + " |")
+        lines.append(f"| weak labels | {d['weak_label_accuracy'] * 100:.1f} (all of B) | | |")
+        po = d.get("prompt_only_test")
+        if po:
+            lines += ["", f"Prompt-only baseline (refiner with {po['shots']} weak demonstrations, no fine-tuning) on "
+                          f"{po['n']} test items: " + ", ".join(f"{m} {po.get(f'accuracy_{m}', float('nan')) * 100:.1f}%"
+                                                             for m in ("none", "prior", "per_block"))
+                      + " (per_block uses the weak model's test labels for the shift, never gold)."]
+    return lines
+
+
 def markdown(results: dict, images: list[str]) -> str:
     lvl = int(results["ci_level"] * 100)
     w, c = results["weak"], results["ceiling"]
@@ -193,6 +254,7 @@ def markdown(results: dict, images: list[str]) -> str:
         lines.append(f"- `{key}` ({r.get('method')}): trained on labels with accuracy "
                      f"{r.get('label_accuracy', float('nan')) * 100:.1f}% on B")
         lines += [f"  - {k.replace('_', ' ')}: {_short(v)}" for k, v in scalars.items()]
+    lines += _refine_section(results)
     lines += ["", f"Model selection: {results['model_selection']}.", ""]
     lines += [f"![{img[:-4]}]({img})" for img in images]
     if "theory" in results:
@@ -216,7 +278,7 @@ def markdown(results: dict, images: list[str]) -> str:
 def render(results: dict, run_dir: Path) -> None:
     from pipeline.runner import atomic_write
 
-    images = plot(results, run_dir) + plot_selective(results, run_dir)
+    images = plot(results, run_dir) + plot_selective(results, run_dir) + plot_refine(results, run_dir)
     text = markdown(results, images)
     atomic_write(run_dir / "report.md", lambda p: p.write_text(text))
 

@@ -160,9 +160,16 @@ class Context:
 
     def weak_train_probs(self) -> np.ndarray:
         """The weak model's (in-sample) P(class) on its own training split A, [n, 2]."""
+        return self._weak_probs("predictions_train_weak.jsonl")
+
+    def weak_test_probs(self) -> np.ndarray:
+        """The weak model's P(class) on the test split, [n, 2] (its predictions; no gold involved)."""
+        return self._weak_probs("predictions.jsonl")
+
+    def _weak_probs(self, name: str) -> np.ndarray:
         from pipeline.stages import read_predictions
 
-        _, p = read_predictions(self.stage_dir("weak", create=False) / "predictions_train_weak.jsonl")
+        _, p = read_predictions(self.stage_dir("weak", create=False) / name)
         return np.stack([1 - p, p], axis=1)
 
     def features(self, role_cfg, splits: list[str]) -> dict[str, np.ndarray]:

@@ -105,6 +105,7 @@ methods:
   - {{name: naive, id: naive_hard, hard: true}}
   - name: graph_smooth
   - {{name: selective, folds: 3, weak_folds: 2, shots: 2, prompt: "Review: {{text}} Sentiment:", verbalizers: [bad, good]}}
+  - {{name: refine, shots: 2, block_size: 16, curve_shots: [0, 2], curve_n: 20, prompt_only_n: 20, prompt: "Review: {{text}} Sentiment:", verbalizers: [bad, good]}}
 evaluate: {{bootstrap: 200}}
 theory: {{enabled: false}}
 """

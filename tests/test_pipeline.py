@@ -26,7 +26,11 @@ def test_end_to_end_then_cached_then_resumed(tiny_recipe, capsys):
         assert 0 <= res[key]["accuracy"]["value"] <= 1 and 0 <= res[key]["auroc"]["value"] <= 1
         lo, hi = res[key]["accuracy"]["ci95"]
         assert lo <= res[key]["accuracy"]["value"] <= hi
-    assert set(res["methods"]) == {"naive", "naive_hard", "graph_smooth", "selective"}
+    assert set(res["methods"]) == {"naive", "naive_hard", "graph_smooth", "selective", "refine"}
+    rd = res["methods"]["refine"]["diagnostics"]
+    assert [c["shots"] for c in rd["refinement_curve"]] == [0, 2] and rd["refiner_is_student"]
+    assert rd["prompt_only_test"]["n"] == 20 and rd["scoring_examples_per_s"] > 0
+    assert os.path.exists(os.path.join(run_dir, "refine_refine.png"))
     d = res["methods"]["selective"]["diagnostics"]
     for key in ("routed_share", "self_label_accuracy_all_B", "weak_label_accuracy_after_smoothing",
                 "pik_auroc_heldout_A", "tau_curve_B"):
@@ -87,14 +91,15 @@ def _results_path(recipe):
 
 
 @pytest.mark.parametrize("override,message", [
+    ("strong.model=" + "{encoder}", "refine needs a causal refiner"),
     ("data.label_field=review", "distinct value"),
     ("data.text_field=body", "column 'body' not in"),
     ("data.n_test=500", "data split too small"),
     ("data.path=/nonexistent/file.jsonl", "data file not found"),
     ("weak.model=./no/such/folder", "unknown model"),
 ])
-def test_bad_data_and_models_exit_2(tiny_recipe, capsys, override, message):
-    assert _run(tiny_recipe, override) == 2
+def test_bad_data_and_models_exit_2(tiny_recipe, tiny_models, capsys, override, message):
+    assert _run(tiny_recipe, override.format(**tiny_models)) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 

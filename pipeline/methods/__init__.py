@@ -17,6 +17,6 @@ class LabelSet:
     loss: str = "xent"
 
 
-from pipeline.methods import graph_smooth, naive, selective  # noqa: E402  (they import LabelSet from here)
+from pipeline.methods import graph_smooth, naive, refine, selective  # noqa: E402  (they import LabelSet here)
 
-METHODS = {"naive": naive, "graph_smooth": graph_smooth, "selective": selective}
+METHODS = {"naive": naive, "graph_smooth": graph_smooth, "selective": selective, "refine": refine}
