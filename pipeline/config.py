@@ -396,4 +396,10 @@ def describe(cls=Recipe, prefix: str = "") -> list[tuple[str, str, str, str]]:
             if isinstance(default, list) and default and isinstance(default[0], MethodConfig):
                 default = [m.key for m in default]
             rows.append((key, _type_name(f.type), repr(default), help_text))
+            if f.name == "methods" and cls is Recipe:
+                from pipeline.methods import METHODS
+
+                for name, module in METHODS.items():
+                    rows += [(f"methods[name={name}].{k}", t, d, h) for k, t, d, h in describe(module.Config)
+                             if k != "name"]
     return rows

@@ -81,7 +81,7 @@ def plot(results: dict, run_dir: Path) -> list[str]:
 
     rows = _rows(results)
     colors = ["#888888"] + ["#3b75af"] * (len(rows) - 2) + ["#2ca02c"]
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.6 * len(rows), 4.4))
+    fig, axes = plt.subplots(2, 1, figsize=(2.5 + 1.25 * len(rows), 8))
     for ax, kind, title in zip(axes, ("accuracy", "auroc"), ("test accuracy", "test AUROC")):
         vals = [r[kind]["value"] * 100 for _, r in rows]
         err = [[(r[kind]["value"] - r[kind]["ci95"][0]) * 100 for _, r in rows],
@@ -94,7 +94,7 @@ def plot(results: dict, run_dir: Path) -> list[str]:
             ax.text(i, lo + 0.6, f"{v:.1f}", ha="center", va="bottom", fontsize=9, color="white", weight="bold")
         names = []
         for name, r in rows:
-            label = name.replace(" (", "\n(")
+            label = name.replace("transfer: ", "").replace(" (", "\n(")
             pgr = (r.get("pgr") or {}).get(kind)
             if pgr is not None:
                 label += "\nPGR " + ("undefined" if pgr["value"] is None else f"{pgr['value']:.2f}")
@@ -165,7 +165,8 @@ def plot_refine(results: dict, run_dir: Path) -> list[str]:
         for mode, color in (("per_block", "#3b75af"), ("prior", "#2ca02c"), ("none", "#999999")):
             ax.plot(x, [c[f"accuracy_{mode}"] * 100 for c in curve], marker="o", color=color,
                     label=f"refined labels, calibration: {mode}")
-        ax.axhline(d["weak_label_accuracy"] * 100, color="#444444", linestyle=":", label="weak labels")
+        weak = curve[0].get("weak_accuracy_same_examples", d["weak_label_accuracy"])
+        ax.axhline(weak * 100, color="#444444", linestyle=":", label="weak labels (same examples)")
         ax.set_xscale("symlog", base=2, linthresh=1)
         ax.set_xticks(x, [str(v) for v in x])
         ax.set_xlabel("weak-labelled demonstrations in context (k)")
@@ -198,7 +199,13 @@ def _refine_section(results: dict) -> list[str]:
         for c in d["refinement_curve"]:
             lines.append(f"| {c['shots']} | " + " | ".join(f"{c[f'accuracy_{m}'] * 100:.1f}"
                                                          for m in ("none", "prior", "per_block")) + " |")
-        lines.append(f"| weak labels | {d['weak_label_accuracy'] * 100:.1f} (all of B) | | |")
+        same = d["refinement_curve"][0].get("weak_accuracy_same_examples") if d["refinement_curve"] else None
+        lines.append(f"| weak labels | {same * 100:.1f} on the same examples; {d['weak_label_accuracy'] * 100:.1f} "
+                     "on all of B | | |" if same is not None else
+                     f"| weak labels | {d['weak_label_accuracy'] * 100:.1f} (all of B) | | |")
+        lines.append(f"\nRefined labels on all of B: {d['refined_label_accuracy'] * 100:.1f}% "
+                     f"(uncalibrated {d['refined_label_accuracy_uncalibrated'] * 100:.1f}%) vs weak "
+                     f"{d['weak_label_accuracy'] * 100:.1f}%.")
         po = d.get("prompt_only_test")
         if po:
             lines += ["", f"Prompt-only baseline (refiner with {po['shots']} weak demonstrations, no fine-tuning) on "

@@ -114,9 +114,10 @@ def build_labels(cfg: Config, ctx):
 
     curve = []
     sub = np.random.default_rng(ctx.seed + 3).permutation(len(texts_b))[:min(cfg.curve_n, len(texts_b))]
+    weak_sub = float((weak_hard[sub] == gold_b[sub]).mean())
     for k in cfg.curve_shots:
         o, bl, _ = score([texts_b[i] for i in sub], sub, k, ctx.seed + 100 + k, f"refine: curve k={k}")
-        row = {"shots": k, "n": int(len(sub))}
+        row = {"shots": k, "n": int(len(sub)), "weak_accuracy_same_examples": weak_sub}
         for mode in ("none", "prior", "per_block"):
             p = refined(o, bl, weak_hard[sub]) if mode == "per_block" else calibrate(o, mode, rate)
             row[f"accuracy_{mode}"] = float((p.argmax(1) == gold_b[sub]).mean())
