@@ -104,14 +104,20 @@ def plot(results: dict, run_dir: Path) -> list[str]:
         ax.set_ylabel(f"{title} (%)")
         ax.set_title(f"{title}, {int(results['ci_level'] * 100)}% bootstrap CI (n={results['n_test']})", fontsize=9)
     fig.suptitle(f"{results['name']}: weak → strong", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(run_dir / "accuracy.png", dpi=120)
-    plt.close(fig)
-    return ["accuracy.png"]
+    return [_save(fig, run_dir, "accuracy.png")]
 
 
 def _short(v):
     return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _save(fig, run_dir: Path, name: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(run_dir / name, dpi=120)
+    plt.close(fig)
+    return name
 
 
 def plot_selective(results: dict, run_dir: Path) -> list[str]:
@@ -139,11 +145,7 @@ def plot_selective(results: dict, run_dir: Path) -> list[str]:
         ax.set_ylim(0, 1.02)
         ax.set_title(f"{key}: routing on B (accuracies use B's gold, for reporting only)", fontsize=9)
         ax.legend(fontsize=7, loc="lower left")
-        fig.tight_layout()
-        name = f"selective_{key}.png"
-        fig.savefig(run_dir / name, dpi=120)
-        plt.close(fig)
-        written.append(name)
+        written.append(_save(fig, run_dir, f"selective_{key}.png"))
     return written
 
 
@@ -173,11 +175,7 @@ def plot_refine(results: dict, run_dir: Path) -> list[str]:
         ax.set_ylabel(f"accuracy on {curve[0]['n']} B examples (%)")
         ax.set_title(f"{key}: in-context refinement by {d.get('refiner')} (B's gold: reporting only)", fontsize=9)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        name = f"refine_{key}.png"
-        fig.savefig(run_dir / name, dpi=120)
-        plt.close(fig)
-        written.append(name)
+        written.append(_save(fig, run_dir, f"refine_{key}.png"))
     return written
 
 
