@@ -95,6 +95,15 @@ def calibrated_proba(log_odds: np.ndarray, positive_rate: float) -> np.ndarray:
     return np.stack([1 - p1, p1], axis=1).astype(np.float32)
 
 
+def as_chat(tokenizer, prompt: str) -> str:
+    """The prompt as one user turn of the tokenizer's chat template, ready for the assistant's answer."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError("chat_template: true, but this tokenizer has no chat template",
+                        "set chat_template: false for this model")
+    return tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+
+
 def _demo_block(template, verbalizers, texts, labels, idx) -> str:
     return "".join(template.format(text=texts[j]) + verbalizers[int(labels[j])] + "\n\n" for j in idx)
 
@@ -117,10 +126,12 @@ def shared_block_log_odds(model, tokenizer, template: str, verbalizers: list[str
                           queries: list[str], query_pool_idx: np.ndarray | None, pool_texts: list[str],
                           pool_labels: np.ndarray, k: int, block_size: int, balance: bool, seed: int,
                           batch_size: int, accelerator, max_tokens: int = 2048,
-                          desc: str = "prompting") -> tuple[np.ndarray, np.ndarray, dict]:
+                          desc: str = "prompting", chat: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """Verbalizer log-odds of every query, queries grouped in chunks of `block_size` that share one block of
     k weak-labelled demonstrations; the block is encoded once and its KV cache reused for the chunk.
 
+    With `chat`, each prompt is the user turn of the tokenizer's chat template and the verbalizer is
+    scored as the assistant's first token.
     `query_pool_idx[i]` is query i's index in the demonstration pool (None: queries are not in the pool);
     no chunk's block contains any of its own queries. A block too long for `max_tokens` with the chunk's
     longest query loses demonstrations until it fits (counted in the returned stats).
@@ -149,7 +160,8 @@ def shared_block_log_odds(model, tokenizer, template: str, verbalizers: list[str
                 # Tokenise each full prompt jointly (as the uncached path would) and split off the longest
                 # token prefix they all share: the KV cache covers it exactly, the rest is per query.
                 block = _demo_block(template, verbalizers, pool_texts, pool_labels, d)
-                full = tokenizer([block + t for t in texts])["input_ids"]
+                full = tokenizer([as_chat(tokenizer, block + t) if chat else block + t for t in texts],
+                                 add_special_tokens=not chat)["input_ids"]
                 common = min(len(f) for f in full) - 1
                 for f in full[1:]:
                     common = next((j for j in range(common) if f[j] != full[0][j]), common)

@@ -64,3 +64,14 @@ def test_prompt_template_errors(tmp_path):
     with pytest.raises(UserError, match="no {text} placeholder"):
         prompt_spec(r, "Review:", ["a", "b"])
     assert prompt_spec(load_recipe(None, ["data.name=multiemo"]), None, None)[1] == [" negative", " positive"]
+
+
+def test_chat_wrapping_needs_a_chat_template(tiny_models):
+    from pipeline import models
+    from pipeline.prompting import as_chat
+
+    tok = models.load_tokenizer(tiny_models["decoder"])
+    with pytest.raises(UserError, match="no chat template"):
+        as_chat(tok, "Review: good Sentiment:")
+    tok.chat_template = "{% for m in messages %}<user>{{ m['content'] }}</user>{% endfor %}<bot>"
+    assert as_chat(tok, "Review: good") == "<user>Review: good</user><bot>"

@@ -40,6 +40,9 @@ class Config(MethodConfig):
         "help": "test examples for the prompt-only baseline (refiner + `shots` weak demos, no training; 0 skips)"})
     batch_size: int = field(default=16, metadata={"help": "queries per forward pass"})
     max_tokens: int = field(default=2048, metadata={"help": "context budget; longer blocks lose demonstrations"})
+    chat_template: bool = field(default=False, metadata={
+        "help": "wrap each prompt in the tokenizer's chat template (off by default: on SmolLM2-135M the chat "
+                "format collapsed to one label once demonstrations were added)"})
 
     def validate(self) -> list[str]:
         errors = []
@@ -100,7 +103,7 @@ def build_labels(cfg: Config, ctx):
     def score(queries, pool_idx, k, seed, desc):
         return shared_block_log_odds(model, tokenizer, template, verbalizers, ids, queries, pool_idx, texts_b,
                                      weak_hard, k, cfg.block_size, cfg.balance_demos, seed, cfg.batch_size,
-                                     ctx.accelerator, cfg.max_tokens, desc)
+                                     ctx.accelerator, cfg.max_tokens, desc, cfg.chat_template)
 
     def refined(odds, blocks, own_weak):
         rates = {int(b): float(own_weak[blocks == b].mean()) for b in np.unique(blocks)}
@@ -138,6 +141,7 @@ def build_labels(cfg: Config, ctx):
     return LabelSet(targets=targets.astype(np.float32), diagnostics={
         "refiner": refiner, "refiner_is_student": cfg.refiner is None or cfg.refiner == ctx.recipe.strong.model,
         "shots": cfg.shots, "calibration": cfg.calibration, "block_size": cfg.block_size,
+        "chat_template": cfg.chat_template,
         "weak_label_accuracy": acc(weak), "refined_label_accuracy": acc(probs),
         "refined_label_accuracy_uncalibrated": acc(calibrate(odds, "none", rate)),
         "refined_positive_share": float(probs.argmax(1).mean()), "weak_positive_share": rate,
