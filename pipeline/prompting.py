@@ -46,23 +46,6 @@ def verbalizer_ids(tokenizer, verbalizers: list[str]) -> list[int]:
     return ids
 
 
-def build_prompts(template: str, verbalizers: list[str], texts: list[str], demo_texts: list[str],
-                  demo_labels: np.ndarray, k: int, seed: int, exclude_self: bool) -> tuple[list[str], list[list[int]]]:
-    """One prompt per text with k demonstrations drawn (seeded) from the demo pool, never the text's own
-    index when `exclude_self` (the pool is the same list as `texts`). Returns prompts and demo indices."""
-    rng = np.random.default_rng(seed)
-    prompts, used = [], []
-    pool = np.arange(len(demo_texts))
-    for i, text in enumerate(texts):
-        candidates = pool[pool != i] if exclude_self else pool
-        demos = rng.choice(candidates, size=min(k, len(candidates)), replace=False) if k else []
-        block = "".join(template.format(text=demo_texts[j]) + verbalizers[int(demo_labels[j])] + "\n\n"
-                        for j in demos)
-        prompts.append(block + template.format(text=text))
-        used.append([int(j) for j in demos])
-    return prompts, used
-
-
 @torch.inference_mode()
 def verbalizer_log_odds(model, tokenizer, prompts: list[str], ids: list[int], batch_size: int, accelerator,
                         max_length: int = 2048, desc: str = "prompting") -> np.ndarray:
@@ -121,6 +104,19 @@ def draw_demos(rng, pool: np.ndarray, labels: np.ndarray, k: int, balance: bool)
     return rng.permutation(chosen)
 
 
+def plan_blocks(n: int, query_pool_idx: np.ndarray | None, pool_labels: np.ndarray, k: int, block_size: int,
+                balance: bool, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(query chunk, demonstration indices) per block; a block never shows one of its own queries."""
+    rng = np.random.default_rng(seed)
+    all_pool = np.arange(len(pool_labels))
+    plan = []
+    for start in range(0, n, block_size):
+        chunk = np.arange(start, min(start + block_size, n))
+        pool = all_pool if query_pool_idx is None else np.setdiff1d(all_pool, query_pool_idx[chunk])
+        plan.append((chunk, draw_demos(rng, pool, pool_labels, k, balance)))
+    return plan
+
+
 @torch.inference_mode()
 def shared_block_log_odds(model, tokenizer, template: str, verbalizers: list[str], ids: list[int],
                           queries: list[str], query_pool_idx: np.ndarray | None, pool_texts: list[str],
@@ -140,7 +136,6 @@ def shared_block_log_odds(model, tokenizer, template: str, verbalizers: list[str
     import copy
 
     model = model.to(accelerator.device).eval()
-    rng = np.random.default_rng(seed)
     n = len(queries)
     out = np.zeros(n, dtype=np.float32)
     block_of = np.zeros(n, dtype=np.int64)
@@ -148,12 +143,8 @@ def shared_block_log_odds(model, tokenizer, template: str, verbalizers: list[str
     side = tokenizer.padding_side
     tokenizer.padding_side = "right"
     bar = tqdm(total=n, desc=desc, unit="prompt", leave=False, disable=not show_progress(accelerator))
-    all_pool = np.arange(len(pool_texts))
     try:
-        for b, start in enumerate(range(0, n, block_size)):
-            chunk = np.arange(start, min(start + block_size, n))
-            pool = all_pool if query_pool_idx is None else np.setdiff1d(all_pool, query_pool_idx[chunk])
-            demos = draw_demos(rng, pool, pool_labels, k, balance)
+        for b, (chunk, demos) in enumerate(plan_blocks(n, query_pool_idx, pool_labels, k, block_size, balance, seed)):
             texts = [template.format(text=queries[i]) for i in chunk]
 
             def encode(d):

@@ -4,23 +4,45 @@ import numpy as np
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.prompting import build_prompts, calibrated_proba, verbalizer_ids, verbalizer_log_odds
+from pipeline.prompting import calibrated_proba, plan_blocks, verbalizer_ids, verbalizer_log_odds
 
 
-def test_prompts_never_show_the_query_its_own_label():
-    texts = [f"text{i}" for i in range(6)]
-    labels = np.array([0, 1, 0, 1, 0, 1])
-    prompts, used = build_prompts("Q: {text} A:", ["no", "yes"], texts, texts, labels, k=3, seed=0,
-                                  exclude_self=True)
-    for i, (p, demos) in enumerate(zip(prompts, used)):
-        assert len(demos) == 3 and i not in demos
-        assert p.endswith(f"Q: text{i} A:") and p.count(f"text{i}") == 1
-        for j in demos:
-            assert f"Q: text{j} A:{['no', 'yes'][labels[j]]}" in p
-    same, _ = build_prompts("Q: {text} A:", ["no", "yes"], texts, texts, labels, 3, 0, True)
-    assert same == prompts  # seeded
-    zero, used0 = build_prompts("Q: {text} A:", ["no", "yes"], texts, texts, labels, 0, 0, True)
-    assert zero[2] == "Q: text2 A:" and used0[2] == []
+def test_blocks_never_show_a_query_its_own_label_and_balance_demos():
+    labels = np.array([0, 1] * 30)
+    plan = plan_blocks(60, np.arange(60), labels, k=6, block_size=25, balance=True, seed=0)
+    assert [len(c) for c, _ in plan] == [25, 25, 10]
+    for chunk, demos in plan:
+        assert len(demos) == 6 and not set(chunk) & set(demos.tolist())
+        assert labels[demos].sum() == 3  # balanced
+    again = plan_blocks(60, np.arange(60), labels, 6, 25, True, 0)
+    assert all((d1 == d2).all() for (_, d1), (_, d2) in zip(plan, again))  # seeded
+    # queries outside the pool (test items) may draw on the whole pool
+    assert len(plan_blocks(5, None, labels, 0, 5, True, 0)[0][1]) == 0
+
+
+def test_shared_block_scores_equal_full_prompt_scores(tiny_models):
+    from accelerate import Accelerator
+
+    from pipeline import models
+    from pipeline.prompting import _demo_block, shared_block_log_odds
+
+    tok = models.load_tokenizer(tiny_models["decoder"])
+    model = models.load_causal_lm(tiny_models["decoder"])
+    verb = ["bad", "good"]
+    ids = verbalizer_ids(tok, verb)
+    texts = ["the movie was good", "bad food", "the staff were nice and the room was fine", "awful", "great place",
+             "boring and sad", "nice"]
+    labels = np.array([1, 0, 1, 0, 1, 0, 1])
+    tmpl = "Review: {text} Sentiment:"
+    acc = Accelerator()
+    cached, blocks, _ = shared_block_log_odds(model, tok, tmpl, verb, ids, texts, np.arange(7), texts, labels, 2, 3,
+                                              True, 0, 2, acc)
+    full = [None] * 7
+    for chunk, demos in plan_blocks(7, np.arange(7), labels, 2, 3, True, 0):
+        for i in chunk:
+            full[i] = _demo_block(tmpl, verb, texts, labels, demos) + tmpl.format(text=texts[i])
+    assert np.allclose(cached, verbalizer_log_odds(model, tok, full, ids, 7, acc), atol=1e-4)
+    assert blocks.tolist() == [0, 0, 0, 1, 1, 1, 2]
 
 
 def test_verbalizers_must_be_single_distinct_tokens(tiny_models):

@@ -37,7 +37,8 @@ class Config(MethodConfig):
         "help": "template with {text}; default: the shipped dataset's"})
     verbalizers: Optional[list[str]] = field(default=None, metadata={
         "help": "continuations for label 0 and label 1, one token each; default: the shipped dataset's"})
-    prompt_batch_size: int = field(default=8, metadata={"help": "prompts per forward pass"})
+    prompt_batch_size: int = field(default=16, metadata={"help": "prompts per forward pass"})
+    block_size: int = field(default=100, metadata={"help": "prompts sharing one KV-cached demonstration block"})
     folds: int = field(default=5, metadata={"help": "cross-fitting folds of B for the self-label probe"})
     tau_rule: Literal["best_mix", "beat_weak", "fixed"] = field(default="best_mix", metadata={
         "help": "best_mix: tau whose mixed labels are most accurate on held-out A; beat_weak: smallest tau whose "
@@ -110,25 +111,30 @@ def preflight(cfg: Config, recipe) -> str | None:
 
 
 def prompt_self_labels(cfg: Config, ctx, weak_b_hard: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Few-shot self-labels of the causal strong model on B (demos from the rest of B) and on A (demos from B)."""
+    """Few-shot self-labels of the causal strong model on B (demos from the rest of B) and on A (demos from
+    B): queries share a KV-cached demonstration block per `block_size`, calibrated per block to the weak
+    labels' positive rate (A's queries use B's overall rate: their weak labels would be in-sample)."""
     from pipeline import models
-    from pipeline.prompting import (build_prompts, calibrated_proba, prompt_spec, verbalizer_ids,
-                                    verbalizer_log_odds)
+    from pipeline.prompting import calibrate, prompt_spec, shared_block_log_odds, verbalizer_ids
 
     template, verbalizers = prompt_spec(ctx.recipe, cfg.prompt, cfg.verbalizers)
     path = models.resolve(ctx.recipe.strong.model)
     tokenizer = models.load_tokenizer(path)
     ids = verbalizer_ids(tokenizer, verbalizers)
     model = models.load_causal_lm(path)
-    texts_b, texts_a = ctx.texts("transfer"), ctx.texts("train_weak")
+    texts_b = ctx.texts("transfer")
     labels = weak_b_hard.argmax(1)
     rate = float(labels.mean())
     out = {}
-    for split, texts, exclude in (("transfer", texts_b, True), ("train_weak", texts_a, False)):
-        prompts, _ = build_prompts(template, verbalizers, texts, texts_b, labels, cfg.shots, ctx.seed, exclude)
-        odds = verbalizer_log_odds(model, tokenizer, prompts, ids, cfg.prompt_batch_size, ctx.accelerator,
-                                   desc=f"selective: prompt {split}")
-        out[split] = calibrated_proba(odds, rate)
+    for split, pool_idx in (("transfer", np.arange(len(texts_b))), ("train_weak", None)):
+        odds, blocks, _ = shared_block_log_odds(
+            model, tokenizer, template, verbalizers, ids, ctx.texts(split), pool_idx, texts_b, labels, cfg.shots,
+            cfg.block_size, True, ctx.seed, cfg.prompt_batch_size, ctx.accelerator, desc=f"selective: prompt {split}")
+        if split == "transfer":
+            rates = {int(b): float(labels[blocks == b].mean()) for b in np.unique(blocks)}
+            out[split] = calibrate(odds, "per_block", rate, blocks, rates)
+        else:
+            out[split] = calibrate(odds, "prior", rate)
     del model
     return out["transfer"], out["train_weak"], {"self_labels": f"prompt ({cfg.shots}-shot, weak-labelled "
                                                                f"demonstrations from B, calibrated)"}
