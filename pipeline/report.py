@@ -215,14 +215,14 @@ def _refine_section(results: dict) -> list[str]:
 
 def markdown(results: dict, images: list[str]) -> str:
     lvl = int(results["ci_level"] * 100)
-    w, c = results["weak"], results["ceiling"]
+    w = results["weak"]
     lines = [
         f"# Weak-to-strong report: {results['name']}",
         "",
         f"Dataset: {results['data'].get('summary', '?')}. Test split: n = {results['n_test']}; "
         f"brackets are {lvl}% paired-bootstrap intervals ({results['n_bootstrap']} resamples of the test set).",
         "",
-        f"| model | accuracy (%) | AUROC (%) | PGR (accuracy) | PGR (AUROC) |",
+        "| model | accuracy (%) | AUROC (%) | PGR (accuracy) | PGR (AUROC) |",
         "|---|---|---|---|---|",
     ]
     for name, r in _rows(results):

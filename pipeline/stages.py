@@ -10,7 +10,6 @@ import numpy as np
 from safetensors.torch import save_file
 
 from pipeline import models
-from pipeline.data import load_split
 from pipeline.predict import predict_proba
 from pipeline.train import finetune, fit_head, head_proba
 
@@ -52,7 +51,6 @@ def fit_and_predict(role_cfg, train_split: str, targets: np.ndarray, predict_spl
     probs = {s: predict_proba(model, tokenizer, pick(ctx.texts(s), predict_idx.get(s)), max_length,
                               role_cfg.train.eval_batch_size, ctx.accelerator, desc=f"{desc}: label {s}")
              for s in predict_splits}
-    del model
     return probs, {"mode": role_cfg.mode, "train_steps": result["steps"], "final_loss": result["final_loss"],
                    "train_tokens": result["tokens"]}
 

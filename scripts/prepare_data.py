@@ -22,7 +22,6 @@ import html
 import html.parser
 import io
 import json
-import os
 import re
 import statistics
 import sys

@@ -1,7 +1,6 @@
 """The training pieces: length-grouped batches, the linear head, batched inference order."""
 
 import numpy as np
-import pytest
 
 from pipeline.config import HeadConfig
 from pipeline.train import LengthGroupedBatches, fit_head, head_proba

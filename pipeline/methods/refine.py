@@ -136,7 +136,6 @@ def build_labels(cfg: Config, ctx):
         for mode in ("none", "prior", "per_block"):
             p = refined(o, bl, weak_test) if mode == "per_block" else calibrate(o, mode, float(weak_test.mean()))
             prompt_only[f"accuracy_{mode}"] = float((p.argmax(1) == test_gold[sel]).mean())
-    del model
     acc = lambda p: float((p.argmax(1) == gold_b).mean())  # noqa: E731
     return LabelSet(targets=targets.astype(np.float32), diagnostics={
         "refiner": refiner, "refiner_is_student": cfg.refiner is None or cfg.refiner == ctx.recipe.strong.model,
