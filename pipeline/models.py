@@ -174,7 +174,11 @@ def resolve(spec: str) -> str:
 def is_causal(path: str) -> bool:
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(path)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"could not read the config of model {path!r}: {str(e).splitlines()[0]}",
+                        "use an alias, a local transformers folder, or a hub id with a reachable hub") from None
     return any(a.endswith("ForCausalLM") for a in (config.architectures or [])) or bool(
         getattr(config, "is_decoder", False))
 
