@@ -89,30 +89,18 @@ def _cmd_validate(a) -> int:
 
 
 def _cmd_theory(a) -> int:
-    from pipeline import theory
     from pipeline.config import load_recipe
-    from pipeline.runner import cache_key, read_json, write_json
+    from pipeline.runner import Runner, atomic_write
+    from pipeline.theory.report import markdown_section
 
     recipe_path = None
     overrides = list(a.args)
     if overrides and "=" not in overrides[0]:
         recipe_path = Path(overrides.pop(0))
     recipe = load_recipe(recipe_path, ["name=theory", *overrides] if recipe_path is None else overrides)
-    out = Path(recipe.output_dir) / recipe.name / "theory"
-    key = cache_key("theory", theory_dict(recipe))
-    marker = out / "metrics.json"
-    if not a.force and marker.exists() and read_json(marker).get("cache_key") == key:
-        print(f"cached: {marker} (use --force to rerun)")
-    else:
-        start = time.perf_counter()
-        metrics = theory.run(recipe.theory, out)
-        write_json(marker, {**metrics, "cache_key": key})
-        print(f"theory done in {time.perf_counter() - start:.1f} s: {marker}")
-    from pipeline.runner import atomic_write
-    from pipeline.theory.report import markdown_section
-
-    metrics = read_json(marker)
-    report = out.parent / "report.md"
+    runner = Runner(recipe, force=a.force)
+    metrics = runner.run_theory()
+    report = runner.run_dir / "report.md"
     text = f"# Theory sanity check: {recipe.name}\n\n" + markdown_section(metrics, rel_dir="theory")
     atomic_write(report, lambda p: p.write_text(text))
     for p in metrics.get("predictions", []):
@@ -120,12 +108,6 @@ def _cmd_theory(a) -> int:
         print(f"  {p['id']:4s} {state:12s} {p.get('text', '')}")
     print(f"report: {report}")
     return 0
-
-
-def theory_dict(recipe) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(recipe.theory)
 
 
 def _cmd_keys(a) -> int:

@@ -49,7 +49,9 @@ def verbalizer_ids(tokenizer, verbalizers: list[str]) -> list[int]:
 @torch.inference_mode()
 def verbalizer_log_odds(model, tokenizer, prompts: list[str], ids: list[int], batch_size: int, accelerator,
                         max_length: int = 2048, desc: str = "prompting") -> np.ndarray:
-    """log p(v1) - log p(v0) at the next token of each prompt (left-truncated to max_length tokens)."""
+    """log p(v1) - log p(v0) at the next token of each prompt (left-truncated to max_length tokens), each
+    prompt run whole: for prompts that share no prefix, and the reference `shared_block_log_odds` is
+    tested against."""
     model = model.to(accelerator.device).eval()
     side, trunc = tokenizer.padding_side, tokenizer.truncation_side
     tokenizer.padding_side = tokenizer.truncation_side = "left"  # keep the query, drop the oldest demos

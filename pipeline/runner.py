@@ -100,10 +100,9 @@ def environment(accelerator) -> dict:
 class Context:
     """What stages get: the recipe, run directory, accelerator, and cached access to splits and features."""
 
-    def __init__(self, recipe: Recipe, run_dir: Path, accelerator, seed: int, progress: bool = True):
+    def __init__(self, recipe: Recipe, run_dir: Path, accelerator, seed: int):
         self.recipe, self.run_dir, self.accelerator, self.seed = recipe, run_dir, accelerator, seed
-        self.progress = progress
-        self._splits, self._features = {}, {}
+        self._splits, self._columns, self._features = {}, {}, {}
         self.data_key = None
 
     @property
@@ -142,14 +141,19 @@ class Context:
             self._splits[name] = data_stage.load_split(self.run_dir, name)
         return self._splits[name]
 
+    def _column(self, name: str, column: str) -> list:
+        if (name, column) not in self._columns:
+            self._columns[name, column] = list(self.split(name)[column])
+        return self._columns[name, column]
+
     def texts(self, name: str) -> list[str]:
-        return list(self.split(name)["text"])
+        return self._column(name, "text")
 
     def labels(self, name: str) -> np.ndarray:
-        return np.asarray(list(self.split(name)["label"]), dtype=np.int64)
+        return np.asarray(self._column(name, "label"), dtype=np.int64)
 
     def ids(self, name: str) -> list[int]:
-        return [int(i) for i in self.split(name)["id"]]
+        return [int(i) for i in self._column(name, "id")]
 
     def weak_soft_labels(self) -> np.ndarray:
         import datasets
@@ -249,8 +253,8 @@ class Runner:
                 self.log(f"[{label}] cached ({done.get('summary', 'done')})")
                 self.timings[label] = {"wall_time_s": done.get("wall_time_s"), "cached": True, "cache_key": key}
                 return done
-        if self.accelerator.is_main_process and folder.exists() and name not in ("data",):
-            stages.remove_stale(folder)  # a stale or half-finished attempt: start clean
+        if self.accelerator.is_main_process and folder.exists():
+            shutil.rmtree(folder)  # a stale or half-finished attempt: start clean
         self.accelerator.wait_for_everyone()
         start = time.perf_counter()
         result = fn()
@@ -274,7 +278,7 @@ class Runner:
                          lambda p: p.write_text(yaml.safe_dump(to_dict(r), sort_keys=False)))
             write_json(self.run_dir / "env.json", environment(acc))
         acc.wait_for_everyone()
-        ctx = Context(r, self.run_dir, acc, r.seed, self.progress)
+        ctx = Context(r, self.run_dir, acc, r.seed)
         cfg = to_dict(r)
         data_key = cache_key("data", cfg["data"], data_stage.file_fingerprint(r.data))
         ctx.data_key = data_key
@@ -292,7 +296,7 @@ class Runner:
         eval_key = cache_key("evaluate", cfg["evaluate"], keys, [m.key for m in r.methods])
         self._stage("evaluate", "evaluate", self.run_dir / "evaluate", eval_key, lambda: stages.evaluate(r, ctx))
         if r.theory.enabled:
-            self.run_theory(ctx)
+            self.run_theory()
         if acc.is_main_process:
             results = report.collect(self.run_dir, r, self.timings)
             report.render(results, self.run_dir)
@@ -300,7 +304,8 @@ class Runner:
         acc.wait_for_everyone()
         return self.run_dir
 
-    def run_theory(self, ctx) -> dict:
+    def run_theory(self) -> dict:
+        """The theory stage (also `w2s theory`): cached like every stage, by its own config alone."""
         from pipeline import theory
 
         folder = self.run_dir / "theory"

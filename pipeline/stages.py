@@ -3,7 +3,6 @@ labels and writes predictions; they share `fit_and_predict` and never call each 
 """
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -148,8 +147,3 @@ def evaluate(cfg, ctx) -> dict:
             for k, v in result["pgr"].items()]
     result["summary"] = "test acc: " + ", ".join(parts) + " | PGR(acc): " + ", ".join(pgrs)
     return result
-
-
-def remove_stale(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
