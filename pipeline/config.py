@@ -98,6 +98,13 @@ class ModelConfig:
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "settings of `lora` mode"})
     save_model: bool = _help("save fine-tuned weights (safetensors / adapter / head) in the run directory",
                              default=True)
+    gradient_checkpointing: bool = _help("recompute activations in the backward pass (less memory, ~30% slower; "
+                                         "full and lora modes)", default=False)
+    attn_implementation: Optional[str] = _help(
+        "attention kernel passed to transformers: sdpa, eager, flash_attention_2 (needs the flash-attn package); "
+        "null lets transformers choose", default=None)
+    compile: bool = _help("torch.compile the model before training/inference (opt-in; pays off on long GPU runs)",
+                          default=False)
 
 
 @dataclass
@@ -111,6 +118,17 @@ class MethodConfig:
     @property
     def key(self) -> str:
         return self.id or self.name
+
+
+@dataclass
+class RuntimeConfig:
+    mixed_precision: Optional[Literal["no", "bf16", "fp16"]] = _help(
+        "autocast precision for training and inference; null takes it from `accelerate launch` / its config "
+        "file (bf16 needs a GPU or CPU with bf16 support; fp16 needs a GPU)", default=None)
+    trackers: list[str] = _help("experiment trackers to log training curves to (opt-in): tensorboard, wandb, "
+                                "... (anything `accelerate` supports that is installed)", default_factory=list)
+    tracker_dir: Optional[str] = _help("where file-based trackers write (default: <run dir>/trackers)",
+                                       default=None)
 
 
 @dataclass
@@ -141,6 +159,8 @@ class Recipe:
         default_factory=_default_methods, metadata={"help": "transfer methods, each `{name: ..., <options>}`"}
     )
     evaluate: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "evaluation statistics"})
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig,
+                                   metadata={"help": "precision and experiment trackers (hardware: accelerate)"})
     theory: TheoryConfig = field(default_factory=TheoryConfig,
                                  metadata={"help": "synthetic theory sanity stage"})
 

@@ -234,9 +234,9 @@ class Runner:
     def __init__(self, recipe: Recipe, accelerator=None, force: bool = False, force_stages=(), progress=True,
                  log=functools.partial(print, flush=True)):
         if accelerator is None:
-            from accelerate import Accelerator
+            from pipeline.distributed import make_accelerator
 
-            accelerator = Accelerator()
+            accelerator = make_accelerator(recipe, Path(recipe.output_dir) / recipe.name)
         self.recipe, self.accelerator, self.force = recipe, accelerator, force
         self.force_stages = set(force_stages)
         self.progress = progress
