@@ -15,6 +15,7 @@ from typing import Literal, Optional
 import yaml
 
 from pipeline.errors import UserError
+from pipeline.losses import LossConfig
 from pipeline.theory.config import TheoryConfig
 
 
@@ -43,7 +44,26 @@ class DataConfig:
                             default=500)
     n_test: int = _help("test split every model is scored on", default=500)
     seed: int = _help("seed of the balanced A/B/test split (fixed across training seeds)", default=0)
+    vary_split: bool = _help("draw a new A/B/test split for every training seed (split seed = data.seed + "
+                             "training seed); default: one split shared by all seeds", default=False)
     max_length: int = _help("truncate inputs to this many tokens", default=64)
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = _help("hold out a slice of the training split, evaluate during training, keep the best "
+                          "checkpoint and stop when it stops improving (also head mode with solver adamw)",
+                          default=False)
+    val_fraction: float = _help("share of the training split held out for selection (not trained on)", default=0.1)
+    metric: Literal["loss", "accuracy"] = _help("selection metric on the held-out slice: cross-entropy against "
+                                                "its labels (lower is better) or accuracy", default="loss")
+    evals_per_epoch: int = _help("evaluations per pass over the training data", default=2)
+    patience: int = _help("stop after this many evaluations without improvement (0: never stop early, "
+                          "just keep the best)", default=3)
+    select_on: Literal["labels", "gold"] = _help(
+        "labels: the held-out slice's own training labels (weak labels in transfer stages: a legitimate W2S "
+        "result); gold: its ground truth, an ORACLE that no real weak-to-strong setting has (flagged in the "
+        "report)", default="labels")
 
 
 @dataclass
@@ -59,6 +79,9 @@ class TrainConfig:
     max_grad_norm: float = _help("gradient clipping norm (0 disables)", default=1.0)
     eval_batch_size: int = _help("batch size for labelling and feature extraction", default=64)
     group_by_length: bool = _help("batch examples of similar length together (less padding)", default=True)
+    early_stopping: EarlyStoppingConfig = field(
+        default_factory=EarlyStoppingConfig,
+        metadata={"help": "best-checkpoint selection on a held-out slice of the training labels"})
 
 
 @dataclass
@@ -72,6 +95,13 @@ class HeadConfig:
     )
     cv_folds: int = _help("folds of that cross-validation", default=5)
     max_iter: int = _help("Newton iterations per head fit (it converges in ~10)", default=30)
+    solver: Literal["auto", "newton", "adamw"] = _help(
+        "newton: exact L2-regularised cross-entropy fit; adamw: mini-batch training with the method's loss "
+        "(needed for logconf & co. and early stopping), same L2; auto: newton for plain xent without early "
+        "stopping, else adamw", default="auto")
+    epochs: int = _help("passes over the training split (solver adamw)", default=30)
+    lr: float = _help("AdamW learning rate on standardised features (solver adamw)", default=0.01)
+    batch_size: int = _help("mini-batch size (solver adamw)", default=32)
 
 
 @dataclass
@@ -114,6 +144,10 @@ class MethodConfig:
     name: str = _help("transfer method from the registry (`w2s methods`)", default="naive")
     id: Optional[str] = _help("name of this entry in results and the run directory (default: `name`)",
                               default=None)
+    loss: LossConfig = field(default_factory=LossConfig,
+                             metadata={"help": "loss the strong student is trained with on this method's labels"})
+    seeds: Optional[list[int]] = _help("run this method on these training seeds only (a subset of the recipe's "
+                                       "`seeds`; e.g. an expensive method on one seed); default: all", default=None)
 
     @property
     def key(self) -> str:
@@ -146,10 +180,28 @@ def _default_methods():
 
 
 @dataclass
+class SweepConfig:
+    weak: list[ModelConfig] = _help(
+        "weak models: aliases/paths or mappings like the `weak:` block; each entry inherits the `weak:` block's "
+        "settings and overrides what it sets", default_factory=list)
+    strong: list[ModelConfig] = _help("strong models, likewise inheriting the `strong:` block", default_factory=list)
+    pairs: Literal["weak_le_strong", "all"] = _help(
+        "which (weak, strong) pairs run: weak_le_strong = every pair whose weak model has at most as many "
+        "parameters as the strong one (Burns et al.); all = every pair", default="weak_le_strong")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.weak or self.strong)
+
+
+@dataclass
 class Recipe:
     name: str = _help("run name: outputs go to <output_dir>/<name>/", default="run")
     output_dir: str = _help("parent folder of run directories", default="runs")
-    seed: int = _help("training seed (model init, data order)", default=0)
+    seed: int = _help("training seed (model init, data order) when `seeds` is not set", default=0)
+    seeds: Optional[list[int]] = _help(
+        "several training seeds: weak, ceiling and every method run once per seed and results are pooled "
+        "(mean, std, CI over seeds and test resampling); overrides `seed`", default=None)
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "dataset and split sizes"})
     weak: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "the weak supervisor"})
     strong: ModelConfig = field(
@@ -163,6 +215,12 @@ class Recipe:
                                    metadata={"help": "precision and experiment trackers (hardware: accelerate)"})
     theory: TheoryConfig = field(default_factory=TheoryConfig,
                                  metadata={"help": "synthetic theory sanity stage"})
+    sweep: SweepConfig = field(default_factory=SweepConfig, metadata={
+        "help": "weak x strong model sweep: every pair runs, sharing cached weak labels and ceilings"})
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) if self.seeds else [self.seed]
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -347,8 +405,9 @@ def validate_values(r: Recipe) -> list[str]:
     for key in ("n_train_weak", "n_transfer", "n_test", "max_length"):
         if getattr(d, key) < 2:
             errors.append(f"data.{key}: must be at least 2, got {getattr(d, key)}")
-    for role in ("weak", "strong"):
-        m: ModelConfig = getattr(r, role)
+    roles = [("weak", r.weak), ("strong", r.strong)]
+    roles += [(f"sweep.{role}[{i}]", m) for role in ("weak", "strong") for i, m in enumerate(getattr(r.sweep, role))]
+    for role, m in roles:
         t = m.train
         for key in ("batch_size", "grad_accum", "eval_batch_size"):
             if getattr(t, key) < 1:
@@ -365,13 +424,35 @@ def validate_values(r: Recipe) -> list[str]:
             errors.append(f"{role}.head.l2_grid: needs at least one non-negative value, got {m.head.l2_grid}")
         if m.lora.r < 1:
             errors.append(f"{role}.lora.r: must be at least 1, got {m.lora.r}")
+        es = t.early_stopping
+        if not 0 < es.val_fraction < 0.5:
+            errors.append(f"{role}.train.early_stopping.val_fraction: must be in (0, 0.5), got {es.val_fraction}")
+        if es.evals_per_epoch < 1 or es.patience < 0:
+            errors.append(f"{role}.train.early_stopping: evals_per_epoch >= 1 and patience >= 0 needed, got "
+                          f"{es.evals_per_epoch} and {es.patience}")
+        if m.mode == "head" and m.head.solver == "newton" and es.enabled:
+            errors.append(f"{role}.head.solver: newton has no training curve to stop early on; "
+                          "use solver: adamw (or auto) with train.early_stopping")
+        if m.head.epochs < 1 or m.head.batch_size < 1 or m.head.lr <= 0:
+            errors.append(f"{role}.head: epochs, batch_size and lr must be positive")
+    seeds = r.seed_list
+    if len(set(seeds)) != len(seeds):
+        errors.append(f"seeds: each seed once, got {r.seeds}")
     seen = set()
+    strong_models = [r.strong] + list(r.sweep.strong)
     for i, m in enumerate(r.methods):
         if m.key in seen:
             errors.append(f"methods[{i}]: two entries are called {m.key!r}; give one an `id`")
         seen.add(m.key)
         if hasattr(m, "validate"):
             errors.extend(f"methods[{i}].{e}" for e in m.validate())
+        errors.extend(f"methods[{i}].loss.{e}" for e in m.loss.validate())
+        if m.seeds is not None and (not m.seeds or set(m.seeds) - set(seeds)):
+            errors.append(f"methods[{i}].seeds: must be a non-empty subset of the recipe's seeds {seeds}, "
+                          f"got {m.seeds}")
+        if m.loss.name != "xent" and any(s.mode == "head" and s.head.solver == "newton" for s in strong_models):
+            errors.append(f"methods[{i}].loss: {m.loss.name} needs an iterative solver, but strong.head.solver is "
+                          "newton (plain cross-entropy only); set strong.head.solver: auto or adamw")
     if r.evaluate.bootstrap < 100:
         errors.append(f"evaluate.bootstrap: use at least 100 resamples, got {r.evaluate.bootstrap}")
     if not 0.5 < r.evaluate.ci < 1:
@@ -382,10 +463,33 @@ def validate_values(r: Recipe) -> list[str]:
     return errors
 
 
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _expand_sweep(raw: dict) -> dict:
+    """Sweep entries may be a bare model name and inherit the `weak:` / `strong:` block's settings."""
+    sweep = raw.get("sweep")
+    if not isinstance(sweep, dict):
+        return raw
+    sweep = dict(sweep)
+    for role in ("weak", "strong"):
+        entries = sweep.get(role)
+        if not isinstance(entries, list):
+            continue
+        base = raw.get(role) if isinstance(raw.get(role), dict) else {}
+        sweep[role] = [_deep_merge(base, {"model": e} if isinstance(e, str) else e) if isinstance(e, (str, dict))
+                       else e for e in entries]
+    return {**raw, "sweep": sweep}
+
+
 def load_recipe(path: Optional[Path], overrides: list[str] = ()) -> Recipe:
     """Read, override, type-check and validate a recipe; raise one UserError listing every problem."""
     raw = read_yaml(path) if path is not None else {}
-    raw = apply_overrides(raw, list(overrides))
+    raw = _expand_sweep(apply_overrides(raw, list(overrides)))
     errors: list[str] = []
     recipe = _build(Recipe, raw, "", errors)
     if not errors:
@@ -401,16 +505,16 @@ def to_dict(recipe: Recipe) -> dict:
     return dataclasses.asdict(recipe)
 
 
-def describe(cls=Recipe, prefix: str = "") -> list[tuple[str, str, str, str]]:
+def describe(cls=Recipe, prefix: str = "", instance=None) -> list[tuple[str, str, str, str]]:
     """(dotted key, type, default, help) for every recipe key: the source of `w2s keys`."""
     rows = []
-    instance = cls()
+    instance = cls() if instance is None else instance
     for f in dataclasses.fields(cls):
         key = f"{prefix}{f.name}"
         help_text = f.metadata.get("help", "")
         if dataclasses.is_dataclass(f.type):
             rows.append((key, "mapping", "", help_text))
-            rows.extend(describe(f.type, key + "."))
+            rows.extend(describe(f.type, key + ".", getattr(instance, f.name)))
         else:
             default = getattr(instance, f.name)
             if isinstance(default, list) and default and isinstance(default[0], MethodConfig):

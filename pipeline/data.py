@@ -164,24 +164,24 @@ def run(cfg, ctx) -> dict:
     import datasets
 
     texts, labels, source = load_examples(cfg.data)
-    parts = balanced_split(labels, split_sizes(cfg.data), cfg.data.seed)
+    parts = balanced_split(labels, split_sizes(cfg.data), ctx.split_seed)
     manifest = {"source": source, "splits": {}}
     for name, idx in parts.items():
         split_texts = [texts[i] for i in idx]
         split_labels = labels[idx]
         ds = datasets.Dataset.from_dict({"id": idx.tolist(), "text": split_texts, "label": split_labels.tolist()})
-        ctx.save_dataset(ds, ctx.run_dir / "data" / name)
+        ctx.save_dataset(ds, ctx.data_dir / name)
         manifest["splits"][name] = {"size": len(idx), "positive_rate": float(split_labels.mean()),
                                     "sha256_16": _fingerprint(split_texts, split_labels)}
     sizes = ", ".join(f"{k} {v['size']}" for k, v in manifest["splits"].items())
-    manifest["summary"] = f"{cfg.data.name or cfg.data.path}: {sizes} (balanced, seed {cfg.data.seed})"
+    manifest["summary"] = f"{cfg.data.name or cfg.data.path}: {sizes} (balanced, split seed {ctx.split_seed})"
     return manifest
 
 
-def load_split(run_dir: Path, name: str):
+def load_split(data_dir: Path, name: str):
     import datasets
 
-    return datasets.load_from_disk(str(run_dir / "data" / name))
+    return datasets.load_from_disk(str(Path(data_dir) / name))
 
 
 def file_fingerprint(cfg) -> str:

@@ -15,38 +15,65 @@ def _stage_json(path: Path) -> dict:
     return read_json(path) if path.exists() else {}
 
 
-def collect(run_dir: Path, recipe, timings: dict) -> dict:
-    """Assemble results.json from the stages' metrics.json files."""
+def _model_selection(recipe) -> str:
+    es = recipe.strong.train.early_stopping
+    if not es.enabled:
+        return "none: fixed number of epochs (head mode: L2 by CV on the head's own training labels)"
+    text = (f"early stopping: best of {es.evals_per_epoch} evaluations per epoch by {es.metric} on a held-out "
+            f"{es.val_fraction:.0%} of each stage's training split (patience {es.patience})")
+    if es.select_on == "gold":
+        return (text + ", scored against its GROUND TRUTH: an ORACLE. Transfer results selected this way use "
+                "labels a weak-to-strong setting does not have and overstate what the method achieves")
+    return text + ", scored against the stage's own training labels (weak labels for transfers)"
+
+
+def collect(run_dir: Path, recipe, timings: dict, roots: dict | None = None) -> dict:
+    """Assemble results.json from the stages' metrics.json files (pooled over seeds; per-seed detail kept)."""
     from pipeline.config import to_dict
+    from pipeline.runner import Context
 
-    seed_dir = run_dir / f"seed{recipe.seed}"
     ev = read_json(run_dir / "evaluate" / "metrics.json")
-    weak = _stage_json(seed_dir / "weak" / "metrics.json")
-    ceil = _stage_json(seed_dir / "ceiling" / "metrics.json")
+    seeds = ev.get("seeds", [recipe.seed])
 
-    def model_entry(name: str, stage: dict, keep: tuple) -> dict:
+    def stage(seed: int, name: str, sub: str | None = None) -> dict:
+        ctx = Context(recipe, run_dir, None, seed, roots)
+        return _stage_json(ctx.stage_dir(name, sub, create=False) / "metrics.json")
+
+    def model_entry(name: str, stages: dict, keep: tuple) -> dict:
         entry = {k: ev["models"][name][k] for k in ("accuracy", "auroc")}
-        entry.update({k: stage[k] for k in keep if k in stage})
+        entry["seeds"] = ev["models"][name].get("seeds", seeds)
+        first = stages[entry["seeds"][0]]
+        entry.update({k: first[k] for k in keep if k in first})
+        for k in ("transfer_label_accuracy", "label_accuracy"):
+            vals = [stages[s_][k] for s_ in entry["seeds"] if k in stages[s_]]
+            if vals:
+                entry[k] = float(np.mean(vals))
+                entry[f"{k}_per_seed"] = vals
         return entry
 
+    weak = {s_: stage(s_, "weak") for s_ in seeds}
+    ceil = {s_: stage(s_, "ceiling") for s_ in seeds}
     results = {
         "name": recipe.name,
-        "seed": recipe.seed,
-        "data": _stage_json(run_dir / "data" / "metrics.json"),
+        "seeds": seeds,
+        "data": stage(seeds[0], "data"),
         "n_test": ev["n_test"], "n_bootstrap": ev["n_bootstrap"], "ci_level": ev["ci_level"],
-        "weak": model_entry("weak", weak, ("model", "mode", "transfer_label_accuracy", "soft_label_quantiles",
-                                           "head_l2")),
+        "weak": model_entry("weak", weak, ("model", "mode", "soft_label_quantiles", "head_l2")),
         "ceiling": model_entry("ceiling", ceil, ("model", "mode", "head_l2")),
         "methods": {},
-        "model_selection": "none: fixed number of epochs (head mode: L2 by CV on the head's own training labels)",
+        "model_selection": _model_selection(recipe),
+        "oracle_selection": recipe.strong.train.early_stopping.enabled
+        and recipe.strong.train.early_stopping.select_on == "gold",
         "stages": timings,
         "config": to_dict(recipe),
-        "env": {**_stage_json(run_dir / "env.json"), "seed": recipe.seed, "data_seed": recipe.data.seed,
+        "env": {**_stage_json(run_dir / "env.json"), "seeds": seeds, "data_seed": recipe.data.seed,
+                "vary_split": recipe.data.vary_split,
                 "stage_wall_time_s": {k: v.get("wall_time_s") for k, v in timings.items()}},
     }
     for m in recipe.methods:
-        stage = _stage_json(seed_dir / "transfer" / m.key / "metrics.json")
-        entry = model_entry(m.key, stage, ("method", "label_accuracy", "diagnostics", "head_l2"))
+        ran = ev["models"][m.key].get("seeds", seeds)
+        entry = model_entry(m.key, {s_: stage(s_, "transfer", m.key) for s_ in ran},
+                            ("method", "label_accuracy", "diagnostics", "head_l2", "loss", "early_stopping"))
         entry["pgr"] = ev["pgr"][m.key]
         results["methods"][m.key] = entry
     theory = run_dir / "theory" / "metrics.json"
@@ -67,7 +94,9 @@ def _fmt(entry: dict, pct: bool = True) -> str:
 
 def _rows(results: dict) -> list[tuple[str, dict]]:
     rows = [(f"weak ({results['weak'].get('model')}, {results['weak'].get('mode')})", results["weak"])]
-    rows += [(f"transfer: {k}", v) for k, v in results["methods"].items()]
+    oracle = " [oracle selection]" if results.get("oracle_selection") else ""
+    rows += [(f"transfer: {k}" + (f" ({v['loss']})" if v.get("loss", "xent") != "xent" else "") + oracle, v)
+             for k, v in results["methods"].items()]
     rows.append((f"strong ceiling ({results['ceiling'].get('model')}, {results['ceiling'].get('mode')})",
                  results["ceiling"]))
     return rows
@@ -213,23 +242,72 @@ def _refine_section(results: dict) -> list[str]:
     return lines
 
 
+def _std(entry: dict, scale: float) -> str:
+    std = (entry or {}).get("std") if "std" in (entry or {}) else (entry or {}).get("std_of_seeds")
+    return f" ± {std * scale:.{1 if scale == 100 else 2}f}" if std is not None else ""
+
+
+def _per_seed_section(results: dict) -> list[str]:
+    seeds = results.get("seeds", [])
+    if len(seeds) < 2:
+        return []
+    lines = ["", "### Per seed", "", "| model | " + " | ".join(f"seed {s}: acc / PGR" for s in seeds) + " |",
+             "|---|" + "---|" * len(seeds)]
+    for name, r in _rows(results):
+        ran = r.get("seeds", seeds)
+        accs = dict(zip(ran, r["accuracy"].get("per_seed", [])))
+        pgrs = dict(zip(ran, ((r.get("pgr") or {}).get("accuracy") or {}).get("per_seed", [None] * len(ran))))
+        cells = []
+        for s in seeds:
+            if s not in accs:
+                cells.append("not run")
+                continue
+            pg = pgrs.get(s)
+            cells.append(f"{accs[s] * 100:.1f}" + ("" if "pgr" not in r else
+                                                   f" / {pg:.2f}" if pg is not None else " / undefined"))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "Pooled PGR is the ratio of mean gaps, (mean transfer − mean weak) / (mean ceiling − mean weak); "
+              "± is the standard deviation over seeds (of accuracy; of the per-seed PGRs for PGR)."]
+    return lines
+
+
 def markdown(results: dict, images: list[str]) -> str:
     lvl = int(results["ci_level"] * 100)
     w = results["weak"]
+    seeds = results.get("seeds") or [results.get("seed", 0)]
+    if len(seeds) > 1:
+        split = "one A/B/test split per seed" if results.get("env", {}).get("vary_split") else "one shared A/B/test split"
+        stats = (f"Training seeds {', '.join(map(str, seeds))} ({split}): values are means over seeds, ± their "
+                 f"standard deviation; brackets are {lvl}% two-level bootstrap intervals ({results['n_bootstrap']} "
+                 "resamples, each drawing the seeds and the test examples with replacement), so they carry both "
+                 "seed-to-seed and test-sampling noise.")
+    else:
+        stats = (f"One training seed ({seeds[0]}); brackets are {lvl}% paired-bootstrap intervals "
+                 f"({results['n_bootstrap']} resamples of the test set).")
     lines = [
         f"# Weak-to-strong report: {results['name']}",
         "",
-        f"Dataset: {results['data'].get('summary', '?')}. Test split: n = {results['n_test']}; "
-        f"brackets are {lvl}% paired-bootstrap intervals ({results['n_bootstrap']} resamples of the test set).",
+        f"Dataset: {results['data'].get('summary', '?')}. Test split: n = {results['n_test']}. {stats}",
         "",
+    ]
+    if results.get("oracle_selection"):
+        lines += ["**Oracle model selection.** Checkpoints were selected on ground-truth labels of a held-out "
+                  "slice (`early_stopping.select_on: gold`). No weak-to-strong setting has those labels: treat "
+                  "the transfer numbers below as an upper bound, not a result.", ""]
+    lines += [
         "| model | accuracy (%) | AUROC (%) | PGR (accuracy) | PGR (AUROC) |",
         "|---|---|---|---|---|",
     ]
     for name, r in _rows(results):
         pgr = r.get("pgr")
-        pa = _fmt(pgr["accuracy"], pct=False) if pgr else "—"
-        pu = _fmt(pgr["auroc"], pct=False) if pgr else "—"
-        lines.append(f"| {name} | {_fmt(r['accuracy'])} | {_fmt(r['auroc'])} | {pa} | {pu} |")
+        pa = _fmt(pgr["accuracy"], pct=False) + _std(pgr["accuracy"], 1) if pgr else "—"
+        pu = _fmt(pgr["auroc"], pct=False) + _std(pgr["auroc"], 1) if pgr else "—"
+        few = r.get("seeds")
+        if few is not None and len(seeds) > 1 and len(few) < len(seeds):
+            name += f" (seed{'s' if len(few) > 1 else ''} {', '.join(map(str, few))} only)"
+        lines.append(f"| {name} | {_fmt(r['accuracy'])}{_std(r['accuracy'], 100)} | "
+                     f"{_fmt(r['auroc'])}{_std(r['auroc'], 100)} | {pa} | {pu} |")
+    lines += _per_seed_section(results)
     lines += [
         "",
         "**How to read PGR.** Performance gap recovered = (transfer − weak) / (ceiling − weak) "
@@ -248,7 +326,8 @@ def markdown(results: dict, images: list[str]) -> str:
         "## Labels",
         "",
         f"- Weak labels on the transfer set B: accuracy {w.get('transfer_label_accuracy', float('nan')) * 100:.1f}% "
-        "against B's ground truth (used for this report only, never for training).",
+        f"against B's ground truth{' (mean over seeds)' if len(seeds) > 1 else ''} (used for this report only, "
+        "never for training).",
     ]
     q = w.get("soft_label_quantiles")
     if q:
@@ -256,8 +335,14 @@ def markdown(results: dict, images: list[str]) -> str:
                      + " / ".join(f"{q[k]:.2f}" for k in sorted(q, key=float)) + ".")
     for key, r in results["methods"].items():
         scalars = {k: v for k, v in (r.get("diagnostics") or {}).items() if not isinstance(v, (list, dict))}
-        lines.append(f"- `{key}` ({r.get('method')}): trained on labels with accuracy "
-                     f"{r.get('label_accuracy', float('nan')) * 100:.1f}% on B")
+        lines.append(f"- `{key}` ({r.get('method')}, loss {r.get('loss', 'xent')}): trained on labels with accuracy "
+                     f"{r.get('label_accuracy', float('nan')) * 100:.1f}% on B"
+                     + (f" (diagnostics below: seed {r['seeds'][0]})" if len(seeds) > 1 and scalars else ""))
+        es = r.get("early_stopping")
+        if es:
+            lines.append(f"  - early stopping ({'ORACLE: ground truth' if es.get('oracle') else 'training labels'}): "
+                         f"best {es['metric']} {es.get('best_' + es['metric'], float('nan')):.4f} at step "
+                         f"{es['best_step']}{', stopped early' if es.get('stopped_early') else ''}")
         lines += [f"  - {k.replace('_', ' ')}: {_short(v)}" for k, v in scalars.items()]
     lines += _refine_section(results)
     lines += ["", f"Model selection: {results['model_selection']}.", ""]
@@ -299,5 +384,10 @@ def rerender(run_dir: Path) -> Path:
         results = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e})") from None
-    render(results, Path(run_dir))
+    if results.get("sweep"):
+        from pipeline import sweep
+
+        sweep.render(results, Path(run_dir))
+    else:
+        render(results, Path(run_dir))
     return Path(run_dir) / "report.md"

@@ -100,10 +100,21 @@ def environment(accelerator) -> dict:
 class Context:
     """What stages get: the recipe, run directory, accelerator, and cached access to splits and features."""
 
-    def __init__(self, recipe: Recipe, run_dir: Path, accelerator, seed: int):
+    def __init__(self, recipe: Recipe, run_dir: Path, accelerator, seed: int, roots: dict | None = None):
         self.recipe, self.run_dir, self.accelerator, self.seed = recipe, run_dir, accelerator, seed
+        # where shared stages live: a sweep points data, features, weak and ceiling at folders shared by pairs
+        self.roots = roots or {}
         self._splits, self._columns, self._features = {}, {}, {}
         self.data_key = None
+
+    @property
+    def data_dir(self) -> Path:
+        root = self.roots.get("data", self.run_dir) / "data"
+        return root / f"seed{self.seed}" if self.recipe.data.vary_split else root
+
+    @property
+    def split_seed(self) -> int:
+        return self.recipe.data.seed + (self.seed if self.recipe.data.vary_split else 0)
 
     @property
     def is_main(self) -> bool:
@@ -115,7 +126,12 @@ class Context:
         set_seed(self.seed)
 
     def stage_dir(self, stage: str, sub: str | None = None, create: bool = True) -> Path:
-        d = self.run_dir / (stage if stage in ("data", "evaluate", "theory") else f"seed{self.seed}/{stage}")
+        if stage == "data":
+            d = self.data_dir
+        elif stage in ("evaluate", "theory"):
+            d = self.run_dir / stage
+        else:
+            d = self.roots.get(stage, self.run_dir) / f"seed{self.seed}" / stage
         if sub:
             d = d / sub
         if create and self.is_main:
@@ -138,7 +154,7 @@ class Context:
     # --- cached inputs ---
     def split(self, name: str):
         if name not in self._splits:
-            self._splits[name] = data_stage.load_split(self.run_dir, name)
+            self._splits[name] = data_stage.load_split(self.data_dir, name)
         return self._splits[name]
 
     def _column(self, name: str, column: str) -> list:
@@ -184,7 +200,7 @@ class Context:
 
         key = cache_key(role_cfg.model, role_cfg.head.pooling, self.recipe.data.max_length, self.data_key)
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in role_cfg.model)[-40:]
-        folder = self.run_dir / "features" / f"{slug}-{key}"
+        folder = self.roots.get("features", self.run_dir) / "features" / f"{slug}-{key}"
         out, missing = {}, []
         for s in dict.fromkeys(splits):
             if (folder, s) in self._features:
@@ -232,7 +248,7 @@ def read_json(path: Path):
 
 class Runner:
     def __init__(self, recipe: Recipe, accelerator=None, force: bool = False, force_stages=(), progress=True,
-                 log=functools.partial(print, flush=True)):
+                 log=functools.partial(print, flush=True), run_dir: Path | None = None, roots: dict | None = None):
         if accelerator is None:
             from pipeline.distributed import make_accelerator
 
@@ -240,7 +256,9 @@ class Runner:
         self.recipe, self.accelerator, self.force = recipe, accelerator, force
         self.force_stages = set(force_stages)
         self.progress = progress
-        self.run_dir = Path(recipe.output_dir) / recipe.name
+        self.run_dir = Path(run_dir) if run_dir is not None else Path(recipe.output_dir) / recipe.name
+        self.roots = roots or {}
+        self.executed: list[str] = []  # stage folders this invocation computed (not cached)
         self.log = log if accelerator.is_main_process else (lambda *a, **k: None)
         self.timings: dict[str, dict] = {}
 
@@ -259,6 +277,7 @@ class Runner:
         start = time.perf_counter()
         result = fn()
         result = {**result, "cache_key": key, "wall_time_s": round(time.perf_counter() - start, 2)}
+        self.executed.append(str(folder))
         if self.accelerator.is_main_process:
             write_json(marker, result)
         self.accelerator.wait_for_everyone()
@@ -266,11 +285,16 @@ class Runner:
         self.timings[label] = {"wall_time_s": result["wall_time_s"], "cached": False, "cache_key": key}
         return result
 
-    def run(self) -> Path:
+    def run(self, preflight_checks: bool = True, report_stage: bool = True) -> Path:
         from pipeline import report
 
         r = self.recipe
-        preflight(r)
+        if r.sweep.enabled:
+            from pipeline.sweep import run_sweep
+
+            return run_sweep(self)
+        if preflight_checks:
+            preflight(r)
         acc = self.accelerator
         if acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -278,27 +302,41 @@ class Runner:
                          lambda p: p.write_text(yaml.safe_dump(to_dict(r), sort_keys=False)))
             write_json(self.run_dir / "env.json", environment(acc))
         acc.wait_for_everyone()
-        ctx = Context(r, self.run_dir, acc, r.seed)
         cfg = to_dict(r)
-        data_key = cache_key("data", cfg["data"], data_stage.file_fingerprint(r.data))
-        ctx.data_key = data_key
-        self._stage("data", "data", self.run_dir / "data", data_key, lambda: data_stage.run(r, ctx))
-        weak_key = cache_key("weak", cfg["weak"], data_key, r.seed)
-        self._stage("weak", "weak", ctx.stage_dir("weak"), weak_key, lambda: stages.weak(r, ctx))
-        ceil_key = cache_key("ceiling", cfg["strong"], data_key, r.seed)
-        self._stage("ceiling", "ceiling", ctx.stage_dir("ceiling"), ceil_key, lambda: stages.ceiling(r, ctx))
-        keys = [weak_key, ceil_key]
-        for m in r.methods:
-            k = cache_key("transfer", _asdict(m), cfg["strong"], weak_key, r.seed)
-            keys.append(k)
-            self._stage("transfer", f"transfer/{m.key}", ctx.stage_dir("transfer", m.key), k,
-                        lambda m=m: stages.transfer(m, r, ctx))
-        eval_key = cache_key("evaluate", cfg["evaluate"], keys, [m.key for m in r.methods])
-        self._stage("evaluate", "evaluate", self.run_dir / "evaluate", eval_key, lambda: stages.evaluate(r, ctx))
+        # what changes numbers without being a model or method setting: precision
+        runtime = [r.runtime.mixed_precision or acc.mixed_precision]
+        seeds = r.seed_list
+        prefix = (lambda seed, label: f"seed{seed}/{label}") if len(seeds) > 1 else (lambda seed, label: label)
+        base_data_key = cache_key("data", cfg["data"], data_stage.file_fingerprint(r.data))
+        contexts, keys = {}, []
+        for seed in seeds:
+            ctx = contexts[seed] = Context(r, self.run_dir, acc, seed, self.roots)
+            data_key = cache_key(base_data_key, ctx.split_seed) if r.data.vary_split else base_data_key
+            ctx.data_key = data_key
+            if r.data.vary_split or seed == seeds[0]:
+                self._stage("data", prefix(seed, "data") if r.data.vary_split else "data", ctx.data_dir, data_key,
+                            lambda ctx=ctx: data_stage.run(r, ctx))
+            weak_key = cache_key("weak", cfg["weak"], data_key, seed, runtime)
+            self._stage("weak", prefix(seed, "weak"), ctx.stage_dir("weak"), weak_key,
+                        lambda ctx=ctx: stages.weak(r, ctx))
+            ceil_key = cache_key("ceiling", cfg["strong"], data_key, seed, runtime)
+            self._stage("ceiling", prefix(seed, "ceiling"), ctx.stage_dir("ceiling"), ceil_key,
+                        lambda ctx=ctx: stages.ceiling(r, ctx))
+            keys += [weak_key, ceil_key]
+            for m in r.methods:
+                if m.seeds is not None and seed not in m.seeds:
+                    continue
+                k = cache_key("transfer", _asdict(m), cfg["strong"], weak_key, seed, runtime)
+                keys.append(k)
+                self._stage("transfer", prefix(seed, f"transfer/{m.key}"), ctx.stage_dir("transfer", m.key), k,
+                            lambda m=m, ctx=ctx: stages.transfer(m, r, ctx))
+        eval_key = cache_key("evaluate", cfg["evaluate"], keys, [(m.key, m.seeds) for m in r.methods])
+        self._stage("evaluate", "evaluate", self.run_dir / "evaluate", eval_key,
+                    lambda: stages.evaluate(r, contexts))
         if r.theory.enabled:
             self.run_theory()
-        if acc.is_main_process:
-            results = report.collect(self.run_dir, r, self.timings)
+        if report_stage and acc.is_main_process:
+            results = report.collect(self.run_dir, r, self.timings, self.roots)
             report.render(results, self.run_dir)
             self.log(f"[report] {self.run_dir / 'report.md'}")
         acc.wait_for_everyone()

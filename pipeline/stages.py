@@ -15,32 +15,56 @@ from pipeline.train import finetune, fit_head, head_proba
 
 def fit_and_predict(role_cfg, train_split: str, targets: np.ndarray, predict_splits: list[str], ctx,
                     out_dir: Path | None, desc: str, train_idx: np.ndarray | None = None,
-                    predict_idx: dict[str, np.ndarray] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+                    predict_idx: dict[str, np.ndarray] | None = None, loss=None,
+                    early_stopping: bool = True) -> tuple[dict[str, np.ndarray], dict]:
     """Train the model of `role_cfg` (weak or strong) on `targets` for `train_split`; P(class) on other splits.
 
     `train_idx` / `predict_idx` restrict to rows of a split (cross-fitting); `out_dir=None` saves no model.
+    `loss` is a LossConfig (default xent). With `train.early_stopping.enabled` (and `early_stopping`), a
+    slice of the training rows is held out for best-checkpoint selection, scored against its own
+    training targets or, with `select_on: gold`, its ground truth (an oracle; flagged in the report).
     """
     path = models.resolve(role_cfg.model)
     max_length = ctx.recipe.data.max_length
     pick = lambda rows, idx: rows if idx is None else [rows[i] for i in idx]  # noqa: E731
     predict_idx = predict_idx or {}
     save = role_cfg.save_model and ctx.is_main and out_dir is not None
+    rows = np.arange(len(ctx.labels(train_split))) if train_idx is None else np.asarray(train_idx)
+    es = role_cfg.train.early_stopping
+    val_rows, val_targets, es_info = None, None, {}
+    if es.enabled and early_stopping:
+        order = np.random.default_rng([ctx.seed, 17]).permutation(len(rows))
+        n_val = max(2, int(round(es.val_fraction * len(rows))))
+        val_pos, fit_pos = np.sort(order[:n_val]), np.sort(order[n_val:])
+        val_rows = rows[val_pos]
+        val_targets = (np.eye(2, dtype=np.float32)[ctx.labels(train_split)[val_rows]] if es.select_on == "gold"
+                       else targets[val_pos])
+        rows, targets = rows[fit_pos], targets[fit_pos]
+        train_idx = rows
+        es_info = {"validation_examples": int(n_val), "oracle": es.select_on == "gold"}
     if role_cfg.mode == "head":
         feats = ctx.features(role_cfg, [train_split, *predict_splits])
         train_feats = feats[train_split] if train_idx is None else feats[train_split][train_idx]
-        head = fit_head(train_feats, targets, role_cfg.head, ctx.seed)
+        val = None if val_rows is None else (feats[train_split][val_rows], val_targets)
+        head = fit_head(train_feats, targets, role_cfg.head, ctx.seed, loss, val, es)
         if save:
             ctx.write_atomic(out_dir / "model" / "head.safetensors",
                              lambda p: save_file({"weight": head["weight"], "bias": head["bias"]}, str(p)))
         probs = {s: head_proba(head, feats[s] if s not in predict_idx else feats[s][predict_idx[s]])
                  for s in predict_splits}
-        return probs, {"mode": "head", "head_l2": head["l2"], "head_cv_xent": head["cv_xent"]}
+        info = {"mode": "head", "head_l2": head["l2"], "head_cv_xent": head["cv_xent"], "head_solver": head["solver"],
+                "loss": (loss.name if loss else "xent")}
+        info.update({k: head[k] for k in ("train_steps", "final_loss") if k in head})
+        if "early_stopping" in head:
+            info["early_stopping"] = {**head["early_stopping"], **es_info}
+        return probs, info
     tokenizer = models.load_tokenizer(path)
     ctx.seed_everything()
     model = models.load_classifier(path, tokenizer, role_cfg.mode, role_cfg.lora)
     texts = pick(ctx.texts(train_split), train_idx)
+    val = None if val_rows is None else ([ctx.texts(train_split)[i] for i in val_rows], val_targets)
     result = finetune(model, tokenizer, texts, targets, role_cfg.train, max_length, ctx.accelerator, ctx.seed,
-                      desc=f"{desc}: train")
+                      loss=loss, desc=f"{desc}: train", val=val)
     model = result.pop("model")
     if save:
         def save_folder(tmp: Path):
@@ -50,8 +74,11 @@ def fit_and_predict(role_cfg, train_split: str, targets: np.ndarray, predict_spl
     probs = {s: predict_proba(model, tokenizer, pick(ctx.texts(s), predict_idx.get(s)), max_length,
                               role_cfg.train.eval_batch_size, ctx.accelerator, desc=f"{desc}: label {s}")
              for s in predict_splits}
-    return probs, {"mode": role_cfg.mode, "train_steps": result["steps"], "final_loss": result["final_loss"],
-                   "train_tokens": result["tokens"]}
+    info = {"mode": role_cfg.mode, "train_steps": result["steps"], "final_loss": result["final_loss"],
+            "train_tokens": result["tokens"], "loss": (loss.name if loss else "xent")}
+    if result["early_stopping"]:
+        info["early_stopping"] = {**result["early_stopping"], **es_info}
+    return probs, info
 
 
 def _accuracy(probs: np.ndarray, labels) -> float:
@@ -114,7 +141,7 @@ def transfer(method_cfg, cfg, ctx) -> dict:
     label_acc = _accuracy(labels.targets, gold)  # diagnostics only: B's gold never trains the student
     _save_labels(ctx, out, "transfer", labels.targets)
     probs, info = fit_and_predict(cfg.strong, "transfer", labels.targets, ["test"], ctx, out,
-                                  f"transfer/{method_cfg.key}")
+                                  f"transfer/{method_cfg.key}", loss=method_cfg.loss)
     _write_predictions(ctx, out, "test", probs["test"])
     acc = _accuracy(probs["test"], ctx.labels("test"))
     return {**info, "method": method_cfg.name, "model": cfg.strong.model, "test_accuracy": acc,
@@ -127,23 +154,30 @@ def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array([r["label"] for r in rows]), np.array([r["prob"] for r in rows])
 
 
-def evaluate(cfg, ctx) -> dict:
-    """Accuracy, AUROC and PGR of every model on the test split, with paired-bootstrap CIs."""
-    from pipeline.metrics import evaluate_predictions
+def evaluate(cfg, contexts: dict) -> dict:
+    """Accuracy, AUROC and PGR of every model on the test split with bootstrap CIs, pooled over the seeds
+    (`contexts`: {training seed: Context}); one seed gives the plain paired bootstrap."""
+    from pipeline.metrics import evaluate_seeds
 
-    sources = {"weak": ctx.stage_dir("weak", create=False), "ceiling": ctx.stage_dir("ceiling", create=False)}
-    sources.update({m.key: ctx.stage_dir("transfer", m.key, create=False) for m in cfg.methods})
-    probs, y = {}, None
-    for name, d in sources.items():
-        labels, p = read_predictions(d / "predictions.jsonl")
-        if y is not None and not np.array_equal(labels, y):
-            raise RuntimeError(f"test labels of {name} differ from the weak model's: run directory is inconsistent")
-        y, probs[name] = labels, p
+    per_seed = {}
+    for seed, ctx in contexts.items():
+        sources = {"weak": ctx.stage_dir("weak", create=False), "ceiling": ctx.stage_dir("ceiling", create=False)}
+        sources.update({m.key: ctx.stage_dir("transfer", m.key, create=False) for m in cfg.methods
+                        if m.seeds is None or seed in m.seeds})
+        probs, y = {}, None
+        for name, d in sources.items():
+            labels, p = read_predictions(d / "predictions.jsonl")
+            if y is not None and not np.array_equal(labels, y):
+                raise RuntimeError(f"seed {seed}: test labels of {name} differ from the weak model's: "
+                                   "run directory is inconsistent")
+            y, probs[name] = labels, p
+        per_seed[seed] = (y, probs)
     e = cfg.evaluate
-    result = evaluate_predictions(y, probs, "weak", "ceiling", e.bootstrap, e.ci, e.seed)
-    acc = result["models"]
-    parts = [f"{k} {v['accuracy']['value']:.3f}" for k, v in acc.items()]
+    result = evaluate_seeds(per_seed, "weak", "ceiling", e.bootstrap, e.ci, e.seed,
+                            shared_test=not cfg.data.vary_split)
+    parts = [f"{k} {v['accuracy']['value']:.3f}" for k, v in result["models"].items()]
     pgrs = [f"{k} {v['accuracy']['value']:.2f}" if v["accuracy"]["value"] is not None else f"{k} undefined"
             for k, v in result["pgr"].items()]
-    result["summary"] = "test acc: " + ", ".join(parts) + " | PGR(acc): " + ", ".join(pgrs)
+    over = f" (mean of {len(per_seed)} seeds)" if len(per_seed) > 1 else ""
+    result["summary"] = f"test acc{over}: " + ", ".join(parts) + " | PGR(acc): " + ", ".join(pgrs)
     return result

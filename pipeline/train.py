@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, get_scheduler
 
-from pipeline.losses import LOSSES
+from pipeline.losses import LossConfig, make_loss
 from pipeline.predict import show_progress
 
 
@@ -40,9 +40,52 @@ class LengthGroupedBatches:
             yield batches[b]
 
 
+class BestCheckpoint:
+    """Early stopping: score the model on a held-out slice now and then, remember the best trainable
+    weights (a CPU copy of only the parameters that train: adapters and head under LoRA), stop after
+    `patience` evaluations without improvement, and restore the best weights at the end."""
+
+    def __init__(self, es_cfg, val_targets: np.ndarray):
+        self.cfg, self.targets = es_cfg, np.asarray(val_targets, dtype=np.float64)
+        self.best, self.best_state, self.best_step, self.bad, self.history = None, None, None, 0, []
+
+    def score(self, probs: np.ndarray) -> float:
+        if self.cfg.metric == "accuracy":
+            return float((probs.argmax(1) == self.targets.argmax(1)).mean())
+        return float(-(self.targets * np.log(np.clip(probs, 1e-7, 1))).sum(1).mean())
+
+    def update(self, step: int, probs: np.ndarray, params) -> bool:
+        """Record one evaluation; returns True when training should stop."""
+        value = self.score(probs)
+        self.history.append({"step": step, self.cfg.metric: round(value, 5)})
+        better = self.best is None or (value > self.best if self.cfg.metric == "accuracy" else value < self.best)
+        if better:
+            self.best, self.best_step, self.bad = value, step, 0
+            self.best_state = {n: p.detach().to("cpu", copy=True) for n, p in params}
+        else:
+            self.bad += 1
+        return self.cfg.patience > 0 and self.bad >= self.cfg.patience
+
+    def restore(self, params) -> None:
+        with torch.no_grad():
+            for n, p in params:
+                p.copy_(self.best_state[n].to(p.device))
+
+    def summary(self, stopped: bool) -> dict:
+        return {"select_on": self.cfg.select_on, "metric": self.cfg.metric, "best_step": self.best_step,
+                f"best_{self.cfg.metric}": self.best, "stopped_early": stopped, "evaluations": self.history}
+
+
 def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_length: int, accelerator,
-             seed: int, loss: str = "xent", desc: str = "train") -> dict:
-    """Fine-tune `model` in place on (text, target distribution) pairs; returns training stats."""
+             seed: int, loss: LossConfig | None = None, desc: str = "train",
+             val: tuple[list[str], np.ndarray] | None = None) -> dict:
+    """Fine-tune `model` in place on (text, target distribution) pairs; returns training stats.
+
+    `val` (texts, target distributions) turns on early stopping per `cfg.early_stopping`: the model is
+    scored on it `evals_per_epoch` times per epoch and the best weights are kept.
+    """
+    from pipeline.predict import predict_proba
+
     enc = tokenizer(texts, truncation=True, max_length=max_length)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
     items = [{**{k: enc[k][i] for k in keys}, "targets": targets[i]} for i in range(len(texts))]
@@ -70,7 +113,12 @@ def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_l
     scheduler = get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup", optimizer,
                               num_warmup_steps=int(cfg.warmup_ratio * total_steps), num_training_steps=total_steps)
     scheduler = accelerator.prepare(scheduler)
-    loss_fn = LOSSES[loss]
+    loss_fn = make_loss(loss or LossConfig())
+    keeper = BestCheckpoint(cfg.early_stopping, val[1]) if val is not None else None
+    eval_every = max(1, steps_per_epoch // cfg.early_stopping.evals_per_epoch) if keeper else None
+    trainable = lambda: [(n, p) for n, p in accelerator.unwrap_model(model).named_parameters()  # noqa: E731
+                         if p.requires_grad]
+    stopped = False
     model.train()
     step, losses = 0, []
     bar = tqdm(total=total_steps, desc=desc, unit="step", leave=False, disable=not show_progress(accelerator))
@@ -93,15 +141,25 @@ def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_l
                 losses.append(value.item())
                 bar.update(1)
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
-                if step >= total_steps:
+                accelerator.log({f"{desc}/loss": losses[-1], f"{desc}/lr": scheduler.get_last_lr()[0]}, step=step)
+                if keeper and (step % eval_every == 0 or step >= total_steps):
+                    probs = predict_proba(model, tokenizer, val[0], max_length, cfg.eval_batch_size, accelerator,
+                                          desc=f"{desc} (validation)")
+                    stopped = keeper.update(step, probs, trainable()) and step < total_steps
+                    model.train()
+                if step >= total_steps or stopped:
                     break
+        if stopped:
+            break
     bar.close()
     model.eval()
     accelerator.wait_for_everyone()
+    if keeper:
+        keeper.restore(trainable())
     model = accelerator.unwrap_model(model)
     accelerator.free_memory()  # drop the prepared references before the next model is trained
     return {"model": model, "steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else None,
-            "tokens": tokens}
+            "tokens": tokens, "early_stopping": keeper.summary(stopped) if keeper else None}
 
 
 def _fit_logistic(X: torch.Tensor, p: torch.Tensor, l2: float, max_iter: int,
@@ -139,12 +197,35 @@ def _fit_logistic(X: torch.Tensor, p: torch.Tensor, l2: float, max_iter: int,
     return w
 
 
-def fit_head(features: np.ndarray, targets: np.ndarray, head_cfg, seed: int) -> dict:
-    """Linear softmax head on standardised frozen features, L2 strength chosen by k-fold CV of the
-    soft cross-entropy on the head's own training targets (no other labels are looked at)."""
+def _standardise(features: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     X = torch.tensor(features, dtype=torch.float64)
     mean, std = X.mean(0), X.std(0).clamp(min=1e-6)
-    X = (X - mean) / std
+    return (X - mean) / std, mean, std
+
+
+def _raw_head(w: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 2-logit head (class 0 logit fixed at 0) on raw features from w = [weights; bias] on standardised ones."""
+    w_raw = w[:-1] / std
+    b_raw = w[-1] - (mean / std) @ w[:-1]
+    weight = torch.stack([torch.zeros_like(w_raw), w_raw], 1)
+    bias = torch.stack([torch.zeros_like(b_raw), b_raw])
+    return weight.float(), bias.float()
+
+
+def fit_head(features: np.ndarray, targets: np.ndarray, head_cfg, seed: int, loss: LossConfig | None = None,
+             val: tuple[np.ndarray, np.ndarray] | None = None, es_cfg=None) -> dict:
+    """Linear softmax head on standardised frozen features, L2 strength chosen by k-fold CV of the
+    soft cross-entropy on the head's own training targets (no other labels are looked at).
+
+    Solver `newton` fits that objective exactly. Solver `adamw` (`auto` picks it for a loss other than
+    xent or with early stopping on `val` = (features, targets)) trains the same head with the same L2 by
+    mini-batch AdamW under `loss`, from zero, so the loss is what differs, not the regularisation.
+    """
+    loss = loss or LossConfig()
+    solver = head_cfg.solver
+    if solver == "auto":
+        solver = "newton" if loss.name == "xent" and val is None else "adamw"
+    X, mean, std = _standardise(features)
     # With fewer examples than dimensions, every Newton iterate stays in the row space of X, so fit in
     # its orthonormal coordinates Z = X V (exact: |w| = |beta| for w = V beta) and map back at the end.
     V = None
@@ -160,22 +241,69 @@ def fit_head(features: np.ndarray, targets: np.ndarray, head_cfg, seed: int) -> 
     for l2 in grid:
         scores = []
         for k in range(len(folds)):
-            val = torch.tensor(folds[k])
+            held = torch.tensor(folds[k])
             fit = torch.tensor(np.concatenate([f for j, f in enumerate(folds) if j != k]))
             w = warm[k] = _fit_logistic(X[fit], p[fit], l2, head_cfg.max_iter, warm[k])
-            z = X[val] @ w[:-1] + w[-1]
-            scores.append(float((torch.nn.functional.softplus(z) - p[val] * z).mean()))
+            z = X[held] @ w[:-1] + w[-1]
+            scores.append(float((torch.nn.functional.softplus(z) - p[held] * z).mean()))
         cv[l2] = float(np.mean(scores))
     best = min(cv, key=cv.get)
-    w = _fit_logistic(X, p, best, head_cfg.max_iter)
-    if V is not None:
-        w = torch.cat([V @ w[:-1], w[-1:]])
-    # A 2-logit head (class 0 logit fixed at 0) on raw features: fold the standardisation into it.
-    w_raw = w[:-1] / std
-    b_raw = w[-1] - (mean / std) @ w[:-1]
-    weight = torch.stack([torch.zeros_like(w_raw), w_raw], 1)
-    bias = torch.stack([torch.zeros_like(b_raw), b_raw])
-    return {"weight": weight.float(), "bias": bias.float(), "l2": best, "cv_xent": cv}
+    extra = {}
+    if solver == "newton":
+        w = _fit_logistic(X, p, best, head_cfg.max_iter)
+        if V is not None:
+            w = torch.cat([V @ w[:-1], w[-1:]])
+    else:
+        Xs = _standardise(features)[0]  # full coordinates (the loss need not keep iterates in the row space)
+        Xv = None if val is None else (torch.tensor(val[0], dtype=torch.float64) - mean) / std
+        w, extra = _train_head(Xs, torch.tensor(targets, dtype=torch.float32), best, head_cfg, seed, loss,
+                               None if val is None else (Xv, val[1]), es_cfg)
+    weight, bias = _raw_head(w, mean, std)
+    return {"weight": weight, "bias": bias, "l2": best, "cv_xent": cv, "solver": solver, **extra}
+
+
+def _train_head(X: torch.Tensor, targets: torch.Tensor, l2: float, head_cfg, seed: int, loss: LossConfig,
+                val, es_cfg) -> tuple[torch.Tensor, dict]:
+    """Mini-batch AdamW on the head [w; b] (class-0 logit fixed at 0), objective mean loss + l2 |w|^2,
+    cosine-decayed learning rate; with `val`, the best evaluation's weights are returned."""
+    X = X.float()
+    n, d = X.shape
+    w = torch.zeros(d + 1, requires_grad=True)
+    opt = torch.optim.AdamW([w], lr=head_cfg.lr, weight_decay=0.0)
+    per_epoch = math.ceil(n / head_cfg.batch_size)
+    total = head_cfg.epochs * per_epoch
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total)
+    loss_fn = make_loss(loss)
+    g = torch.Generator().manual_seed(seed)
+    keeper = BestCheckpoint(es_cfg, val[1]) if val is not None else None
+    eval_every = max(1, per_epoch // es_cfg.evals_per_epoch) if keeper else None
+    Xv = None if val is None else val[0].float()
+    step, stopped, last = 0, False, []
+    for _ in range(head_cfg.epochs):
+        for idx in torch.randperm(n, generator=g).split(head_cfg.batch_size):
+            z = X[idx] @ w[:-1] + w[-1]
+            logits = torch.stack([torch.zeros_like(z), z], 1)
+            value = loss_fn(logits, targets[idx], step / total) + l2 * (w[:-1] ** 2).sum()
+            opt.zero_grad()
+            value.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            last.append(value.item())
+            if keeper and (step % eval_every == 0 or step == total):
+                with torch.no_grad():
+                    p1 = torch.sigmoid(Xv @ w[:-1] + w[-1]).double().numpy()
+                stopped = keeper.update(step, np.stack([1 - p1, p1], 1), [("w", w)]) and step < total
+                if stopped:
+                    break
+        if stopped:
+            break
+    if keeper:
+        keeper.restore([("w", w)])
+    extra = {"train_steps": step, "final_loss": float(np.mean(last[-20:]))}
+    if keeper:
+        extra["early_stopping"] = keeper.summary(stopped)
+    return w.detach().double(), extra
 
 
 def head_proba(head: dict, features: np.ndarray) -> np.ndarray:

@@ -55,3 +55,67 @@ def test_evaluate_module_loads_offline_by_path():
     got = metric.compute(references=y, weak_scores=w, transfer_scores=t, ceiling_scores=c, n_boot=200)
     want = evaluate_predictions(y, {"weak": w, "ceiling": c, "transfer": t}, "weak", "ceiling", n_boot=200)
     assert got["accuracy"]["value"] == pytest.approx(want["pgr"]["transfer"]["accuracy"]["value"])
+
+
+# ------------------------------------------------------------------ pooling over training seeds
+
+def _seed(y, rng, strengths):
+    return (y, {name: _scores(y, s, rng) for name, s in strengths.items()})
+
+
+def test_pooled_point_values_are_seed_means_and_pgr_is_ratio_of_mean_gaps():
+    from pipeline.metrics import evaluate_seeds
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 800)
+    per_seed = {s: _seed(y, rng, {"weak": 0.2, "ceiling": 0.8, "t": t}) for s, t in ((0, 0.3), (1, 0.5), (2, 0.7))}
+    out = evaluate_seeds(per_seed, "weak", "ceiling", n_boot=200)
+    acc = {(n, s): float(((np.asarray(p) > 0.5) == y).mean()) for s, (_, ps) in per_seed.items() for n, p in ps.items()}
+    for n in ("weak", "ceiling", "t"):
+        vals = [acc[n, s] for s in (0, 1, 2)]
+        got = out["models"][n]["accuracy"]
+        assert got["value"] == pytest.approx(sum(vals) / 3)
+        assert got["per_seed"] == pytest.approx(vals)
+        mean = sum(vals) / 3
+        assert got["std"] == pytest.approx((sum((v - mean) ** 2 for v in vals) / 2) ** 0.5)
+    m = {n: sum(acc[n, s] for s in (0, 1, 2)) / 3 for n in ("weak", "ceiling", "t")}
+    pgr = out["pgr"]["t"]["accuracy"]
+    assert pgr["value"] == pytest.approx((m["t"] - m["weak"]) / (m["ceiling"] - m["weak"]))
+    per = [(acc["t", s] - acc["weak", s]) / (acc["ceiling", s] - acc["weak", s]) for s in (0, 1, 2)]
+    assert pgr["per_seed"] == pytest.approx(per)
+    assert pgr["mean_of_seeds"] == pytest.approx(sum(per) / 3)
+    assert per[0] < pgr["value"] < per[2]  # the transfer's strength grows with the seed here
+
+
+def test_pooled_interval_carries_seed_noise_and_reduces_to_paired_bootstrap_for_identical_seeds():
+    from pipeline.metrics import evaluate_seeds
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 3000)
+    base = _seed(y, rng, {"weak": 0.2, "ceiling": 0.8, "t": 0.5})
+    single = evaluate_predictions(y, base[1], "weak", "ceiling", n_boot=300)
+    same = evaluate_seeds({0: base, 1: base, 2: base}, "weak", "ceiling", n_boot=300)
+    # identical seeds: drawing seeds changes nothing, so the pooled interval is the one-seed interval
+    assert same["pgr"]["t"]["accuracy"]["ci95"] == pytest.approx(single["pgr"]["t"]["accuracy"]["ci95"])
+    assert same["models"]["t"]["accuracy"]["std"] == 0
+    # seeds whose transfer quality differs: the interval must widen beyond test-resampling noise
+    spread = {s: _seed(y, rng, {"weak": 0.2, "ceiling": 0.8, "t": t}) for s, t in enumerate((0.25, 0.5, 0.75))}
+    wide = evaluate_seeds(spread, "weak", "ceiling", n_boot=300)
+    width = lambda e: e["ci95"][1] - e["ci95"][0]  # noqa: E731
+    assert width(wide["pgr"]["t"]["accuracy"]) > 2 * width(single["pgr"]["t"]["accuracy"])
+    assert width(wide["models"]["t"]["accuracy"]) > 2 * width(single["models"]["t"]["accuracy"])
+
+
+def test_method_on_a_subset_of_seeds_is_compared_with_the_same_seeds():
+    from pipeline.metrics import evaluate_seeds
+
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, 1000)
+    per_seed = {0: _seed(y, rng, {"weak": 0.2, "ceiling": 0.8, "t": 0.5}),
+                1: _seed(y, rng, {"weak": 0.5, "ceiling": 0.9})}  # t did not run on seed 1
+    out = evaluate_seeds(per_seed, "weak", "ceiling", n_boot=200)
+    assert out["models"]["t"]["seeds"] == [0] and out["models"]["weak"]["seeds"] == [0, 1]
+    alone = evaluate_predictions(*per_seed[0], "weak", "ceiling", n_boot=200)
+    assert out["pgr"]["t"]["accuracy"]["value"] == pytest.approx(alone["pgr"]["t"]["accuracy"]["value"])
+    with pytest.raises(ValueError, match="every seed"):
+        evaluate_seeds({0: per_seed[0], 1: (y, {"weak": per_seed[1][1]["weak"]})}, "weak", "ceiling", n_boot=100)

@@ -14,9 +14,9 @@ class LabelSet:
 
     targets: np.ndarray
     diagnostics: dict = field(default_factory=dict)
-    loss: str = "xent"
 
 
-from pipeline.methods import graph_smooth, naive, refine, selective  # noqa: E402  (they import LabelSet here)
+from pipeline.methods import aux_conf, graph_smooth, naive, refine, selective  # noqa: E402  (they import LabelSet here)
 
-METHODS = {"naive": naive, "graph_smooth": graph_smooth, "selective": selective, "refine": refine}
+METHODS = {"naive": naive, "aux_conf": aux_conf, "graph_smooth": graph_smooth, "selective": selective,
+           "refine": refine}

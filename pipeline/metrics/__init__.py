@@ -1,11 +1,22 @@
-"""Evaluation statistics: accuracy, AUROC and performance gap recovered (PGR), with paired-bootstrap CIs.
+"""Evaluation statistics: accuracy, AUROC and performance gap recovered (PGR), with bootstrap CIs,
+for one training seed or pooled over several.
 
-Plain numpy, vectorised over bootstrap resamples. `pipeline/metrics/pgr/pgr.py` exposes the same
+Plain numpy, vectorised over bootstrap resamples. `pipeline/metrics/pgr/pgr.py` exposes the one-seed
 computation as an `evaluate` module that loads offline by path.
+
+Pooling over seeds is a two-level bootstrap: each resample draws the seeds with replacement and the
+test examples with replacement (the same draw for every model, and for every seed when the seeds share
+one test split), then averages each model's metric over the drawn seeds. The interval therefore
+carries both sources of noise: which seeds were run and which test examples were drawn. Point values
+are means over seeds; pooled PGR is the ratio of mean gaps, (mean T - mean W) / (mean C - mean W),
+which stays finite when one seed's own gap is tiny; the per-seed PGRs and their mean and std are
+reported beside it.
 """
 
 import numpy as np
 from scipy.stats import rankdata
+
+KINDS = ("accuracy", "auroc")
 
 
 def auroc_rows(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -24,48 +35,104 @@ def _metric_rows(kind: str, p1: np.ndarray, y: np.ndarray, idx: np.ndarray) -> n
     return auroc_rows(p1[idx], y[idx])
 
 
-def evaluate_predictions(y: np.ndarray, probs: dict[str, np.ndarray], weak: str, ceiling: str,
-                         n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict:
-    """Point values and CIs for every model, and PGR of every other model relative to weak and ceiling.
+def _interval(b: np.ndarray, ci: float) -> list[float]:
+    return [float(np.nanpercentile(b, (1 - ci) / 2 * 100)), float(np.nanpercentile(b, (1 + ci) / 2 * 100))]
 
-    Resamples test examples jointly for all models (paired bootstrap), so CIs of differences and of
-    PGR account for the models being scored on the same examples.
-    PGR = (transfer - weak) / (ceiling - weak); undefined (None + reason) unless the ceiling - weak
-    difference's CI excludes 0 in the ceiling's favour.
+
+def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
+                   shared_test: bool = True) -> dict:
+    """Point values and CIs of every model, and PGR of every other model, pooled over training seeds.
+
+    per_seed: {training seed: (gold labels y, {model name: P(class 1)})}. Weak and ceiling must be present
+    for every seed; a method present for a subset of seeds is pooled over that subset (with weak and
+    ceiling restricted to the same seeds, so its PGR compares like with like).
+    PGR is undefined (None + reason) unless the pooled ceiling - weak gap's CI excludes 0 in the
+    ceiling's favour. With one seed this is exactly the paired bootstrap over test examples.
     """
-    y = np.asarray(y).astype(int)
-    n = len(y)
+    seeds = sorted(per_seed)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    lo_q, hi_q = (1 - ci) / 2 * 100, (1 + ci) / 2 * 100
-    full = np.arange(n)[None]
-    out = {"n_test": n, "n_bootstrap": n_boot, "ci_level": ci, "models": {}, "pgr": {}}
-    boots = {}
-    for name, p in probs.items():
-        p1 = np.asarray(p, dtype=float)
-        entry = {}
-        for kind in ("accuracy", "auroc"):
-            b = _metric_rows(kind, p1, y, idx)
-            boots[name, kind] = b
-            entry[kind] = {"value": float(_metric_rows(kind, p1, y, full)[0]),
-                           "ci95": [float(np.nanpercentile(b, lo_q)), float(np.nanpercentile(b, hi_q))]}
+    idx_by_seed, boots, points = {}, {}, {}
+    shared_idx = None
+    for s in seeds:
+        y, probs = per_seed[s]
+        y = np.asarray(y).astype(int)
+        if shared_test:  # one test split: the same example draw for every seed, as for every model
+            if shared_idx is None:
+                shared_idx = rng.integers(0, len(y), size=(n_boot, len(y)))
+            elif shared_idx.shape[1] != len(y):
+                raise ValueError("shared_test=True but seeds have test splits of different sizes")
+            idx_by_seed[s] = shared_idx
+        else:
+            idx_by_seed[s] = np.random.default_rng([seed, s]).integers(0, len(y), size=(n_boot, len(y)))
+        full = np.arange(len(y))[None]
+        for name, p in probs.items():
+            p1 = np.asarray(p, dtype=float)
+            for kind in KINDS:
+                boots[name, s, kind] = _metric_rows(kind, p1, y, idx_by_seed[s])
+                points[name, s, kind] = float(_metric_rows(kind, p1, y, full)[0])
+    names = list(dict.fromkeys(n for s in seeds for n in per_seed[s][1]))
+    seeds_of = {n: [s for s in seeds if n in per_seed[s][1]] for n in names}
+    for ref in (weak, ceiling):
+        if seeds_of.get(ref) != seeds:
+            raise ValueError(f"{ref!r} must have predictions for every seed {seeds}")
+
+    draws = {}
+
+    def seed_draw(subset: tuple) -> np.ndarray:
+        """[n_boot, len(subset)] positions into subset: seeds drawn with replacement (identity for one seed)."""
+        if subset not in draws:
+            draws[subset] = (np.zeros((n_boot, 1), dtype=int) if len(subset) == 1 else
+                             np.random.default_rng([seed, 7919, *subset]).integers(0, len(subset),
+                                                                                   size=(n_boot, len(subset))))
+        return draws[subset]
+
+    def pooled(name: str, kind: str, subset: tuple) -> tuple[float, np.ndarray]:
+        d = seed_draw(subset)
+        table = np.stack([boots[name, s, kind] for s in subset], 1)  # [n_boot, len(subset)]
+        return float(np.mean([points[name, s, kind] for s in subset])), np.nanmean(
+            np.take_along_axis(table, d, 1), 1)
+
+    n_test = {s: len(per_seed[s][0]) for s in seeds}
+    out = {"seeds": seeds, "n_test": n_test[seeds[0]] if len(set(n_test.values())) == 1 else n_test,
+           "n_bootstrap": n_boot, "ci_level": ci, "models": {}, "pgr": {}}
+    for name in names:
+        subset = tuple(seeds_of[name])
+        entry = {"seeds": list(subset)}
+        for kind in KINDS:
+            value, b = pooled(name, kind, subset)
+            per = [points[name, s, kind] for s in subset]
+            entry[kind] = {"value": value, "ci95": _interval(b, ci), "per_seed": per,
+                           "std": float(np.std(per, ddof=1)) if len(per) > 1 else None}
         out["models"][name] = entry
-    for name in probs:
+    for name in names:
         if name in (weak, ceiling):
             continue
+        subset = tuple(seeds_of[name])
         out["pgr"][name] = {}
-        for kind in ("accuracy", "auroc"):
-            w, c, t = (out["models"][m][kind]["value"] for m in (weak, ceiling, name))
-            gap_b = boots[ceiling, kind] - boots[weak, kind]
-            gap_lo = float(np.nanpercentile(gap_b, lo_q))
-            entry = {"value": None, "ci95": None, "gap": c - w, "gap_ci95": [gap_lo, float(np.nanpercentile(gap_b, hi_q))]}
-            if gap_lo <= 0:
+        for kind in KINDS:
+            (w, wb), (c, cb), (t, tb) = (pooled(m, kind, subset) for m in (weak, ceiling, name))
+            gap_b = cb - wb
+            gap_ci = _interval(gap_b, ci)
+            per = [(points[name, s, kind] - points[weak, s, kind]) / (points[ceiling, s, kind] - points[weak, s, kind])
+                   if points[ceiling, s, kind] != points[weak, s, kind] else None for s in subset]
+            finite = [v for v in per if v is not None]
+            entry = {"value": None, "ci95": None, "gap": c - w, "gap_ci95": gap_ci, "seeds": list(subset),
+                     "per_seed": per, "mean_of_seeds": float(np.mean(finite)) if finite else None,
+                     "std_of_seeds": float(np.std(finite, ddof=1)) if len(finite) > 1 else None}
+            if gap_ci[0] <= 0:
                 entry["reason"] = (f"ceiling - weak {kind} = {c - w:+.4f} is within noise "
                                    f"({ci:.0%} CI of the difference includes 0): PGR would divide by ~0")
             else:
                 with np.errstate(divide="ignore", invalid="ignore"):  # rare resamples with a zero gap
-                    pgr_b = (boots[name, kind] - boots[weak, kind]) / gap_b
+                    pgr_b = (tb - wb) / gap_b
                 entry["value"] = float((t - w) / (c - w))
-                entry["ci95"] = [float(np.nanpercentile(pgr_b, lo_q)), float(np.nanpercentile(pgr_b, hi_q))]
+                entry["ci95"] = _interval(pgr_b, ci)
             out["pgr"][name][kind] = entry
     return out
+
+
+def evaluate_predictions(y: np.ndarray, probs: dict[str, np.ndarray], weak: str, ceiling: str,
+                         n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict:
+    """One seed: point values and paired-bootstrap CIs (test examples resampled jointly for all models),
+    PGR = (transfer - weak) / (ceiling - weak), undefined when the gap is within noise."""
+    return evaluate_seeds({0: (y, probs)}, weak, ceiling, n_boot, ci, seed)

@@ -1,0 +1,225 @@
+"""Weak x strong sweeps: every (weak, strong) pair of a recipe's `sweep:` lists runs as its own run
+directory, while the stages a pair shares with another live once in the sweep folder:
+
+    <sweep>/data, <sweep>/features                  split and frozen features (per model)
+    <sweep>/models/weak-<w>/seed<N>/weak            weak labels of weak model w: shared by its pairs
+    <sweep>/models/strong-<s>/seed<N>/ceiling       ceiling of strong model s: shared by its pairs
+    <sweep>/pairs/<w>_to_<s>/...                    transfers, evaluation and report of one pair
+    <sweep>/results.json, report.md, sweep_size.png the summary (Burns et al. 2023, Fig. 3 style)
+
+Sharing is the runner's ordinary cache: a pair's weak stage has the same cache key and folder as any
+other pair's with the same weak model, so it runs once and is reused.
+"""
+
+import dataclasses
+import json
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pipeline import models
+from pipeline.config import SweepConfig, to_dict
+from pipeline.errors import UserError
+
+
+def _slug(spec: str) -> str:
+    name = spec if spec in models.ALIASES else Path(spec.rstrip("/")).name or spec
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in name)[-40:]
+
+
+def param_count(spec: str) -> int:
+    """Parameters of a model without loading its weights: safetensors headers of a local folder, else an
+    empty (meta-device) instance built from its config."""
+    path = Path(models.resolve(spec))
+    files = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+    if files:
+        total = 0
+        for f in files:
+            with open(f, "rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                header = json.loads(fh.read(n))
+            total += sum(int(np.prod(v["shape"])) for k, v in header.items() if k != "__metadata__")
+        return total
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        config = AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot size model {spec!r} for the sweep: {str(e).splitlines()[0]}",
+                        "use a local folder or an alias, or set sweep.pairs: all") from None
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def _names(entries) -> list[str]:
+    """Folder-safe unique names: the model's slug, plus the mode or an index when two entries share it."""
+    slugs = [_slug(m.model) for m in entries]
+    names = [s if slugs.count(s) == 1 else f"{s}-{m.mode}" for s, m in zip(slugs, entries)]
+    return [n if names.count(n) == 1 else f"{n}-{i}" for i, n in enumerate(names)]
+
+
+def plan(recipe) -> list[dict]:
+    """The pairs to run, in order: dicts with weak/strong configs, names and parameter counts."""
+    weak = list(recipe.sweep.weak) or [recipe.weak]
+    strong = list(recipe.sweep.strong) or [recipe.strong]
+    sizes = {m.model: param_count(m.model) for m in weak + strong}
+    pairs = []
+    for wname, w in zip(_names(weak), weak):
+        for sname, s in zip(_names(strong), strong):
+            if recipe.sweep.pairs == "weak_le_strong" and sizes[w.model] > sizes[s.model]:
+                continue
+            pairs.append({"weak": w, "strong": s, "weak_name": wname, "strong_name": sname,
+                          "name": f"{wname}_to_{sname}", "weak_params": sizes[w.model],
+                          "strong_params": sizes[s.model]})
+    if not pairs:
+        raise UserError("the sweep has no pair to run: every weak model is larger than every strong model",
+                        "list larger strong models, or set sweep.pairs: all")
+    return pairs
+
+
+def run_sweep(runner) -> Path:
+    """Run every pair through its own Runner (sharing the accelerator and the shared stage folders)."""
+    from pipeline.runner import Runner, atomic_write, environment, preflight, write_json
+
+    r, acc, root = runner.recipe, runner.accelerator, runner.run_dir
+    pairs = plan(r)
+    pair_recipes = []
+    for p in pairs:
+        pr = dataclasses.replace(r, name=p["name"], weak=p["weak"], strong=p["strong"], sweep=SweepConfig(),
+                                 theory=dataclasses.replace(r.theory, enabled=False))
+        preflight(pr)
+        pair_recipes.append(pr)
+    if acc.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write(root / "config.yaml", lambda f: f.write_text(yaml.safe_dump(to_dict(r), sort_keys=False)))
+        write_json(root / "env.json", environment(acc))
+    runner.log(f"[sweep] {len(pairs)} pairs: " + ", ".join(p["name"] for p in pairs))
+    start = time.perf_counter()
+    for i, (p, pr) in enumerate(zip(pairs, pair_recipes)):
+        runner.log(f"[sweep] pair {i + 1}/{len(pairs)}: {p['name']}")
+        roots = {"data": root, "features": root, "weak": root / "models" / f"weak-{p['weak_name']}",
+                 "ceiling": root / "models" / f"strong-{p['strong_name']}"}
+        sub = Runner(pr, accelerator=acc, force=runner.force, force_stages=runner.force_stages,
+                     progress=runner.progress, log=runner.log, run_dir=root / "pairs" / p["name"], roots=roots)
+        sub.run(preflight_checks=False)
+        runner.executed += sub.executed
+        runner.timings.update({f"{p['name']}/{k}": v for k, v in sub.timings.items()})
+    if r.theory.enabled:
+        runner.run_theory()
+    if acc.is_main_process:
+        results = collect(root, r, pairs, runner, time.perf_counter() - start)
+        render(results, root)
+        runner.log(f"[sweep] {root / 'report.md'}")
+    acc.wait_for_everyone()
+    return root
+
+
+def collect(root: Path, recipe, pairs: list[dict], runner, wall: float) -> dict:
+    from pipeline.runner import read_json, write_json
+
+    rows = []
+    for p in pairs:
+        res = read_json(root / "pairs" / p["name"] / "results.json")
+        rows.append({
+            "pair": p["name"], "weak": p["weak"].model, "strong": p["strong"].model,
+            "weak_mode": p["weak"].mode, "strong_mode": p["strong"].mode,
+            "weak_params": p["weak_params"], "strong_params": p["strong_params"],
+            "weak_accuracy": res["weak"]["accuracy"], "ceiling_accuracy": res["ceiling"]["accuracy"],
+            "methods": {k: {"accuracy": v["accuracy"], "auroc": v["auroc"], "pgr": v["pgr"]}
+                        for k, v in res["methods"].items()},
+        })
+    results = {"name": recipe.name, "sweep": True, "pairs": rows, "methods": [m.key for m in recipe.methods],
+               "seeds": recipe.seed_list, "stages_executed": len(runner.executed), "wall_time_s": round(wall, 1),
+               "stages": runner.timings, "config": to_dict(recipe)}
+    theory = root / "theory" / "metrics.json"
+    if recipe.theory.enabled and theory.exists():
+        results["theory"] = read_json(theory)
+    write_json(root / "results.json", results)
+    return results
+
+
+def _pct(e: dict) -> str:
+    return f"{e['value'] * 100:.1f} [{e['ci95'][0] * 100:.1f}, {e['ci95'][1] * 100:.1f}]"
+
+
+def _pgr(e: dict) -> str:
+    return "undefined" if e["value"] is None else f"{e['value']:.2f} [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]"
+
+
+def plot(results: dict, root: Path) -> str:
+    """Test accuracy and PGR against strong-model size, one line per weak model, one column per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods, rows = results["methods"], results["pairs"]
+    fig, axes = plt.subplots(2, len(methods), figsize=(4.2 * len(methods), 7), squeeze=False)
+    weak_models = list(dict.fromkeys(r["weak"] for r in rows))
+    colors = dict(zip(weak_models, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    ceil = sorted({(r["strong_params"], r["ceiling_accuracy"]["value"]) for r in rows})
+    for j, m in enumerate(methods):
+        ax_acc, ax_pgr = axes[0, j], axes[1, j]
+        ax_acc.plot([c[0] for c in ceil], [c[1] * 100 for c in ceil], "k--", marker="s", label="strong ceiling")
+        for w in weak_models:
+            mine = sorted((r for r in rows if r["weak"] == w), key=lambda r: r["strong_params"])
+            x = [r["strong_params"] for r in mine]
+            ax_acc.plot(x, [r["methods"][m]["accuracy"]["value"] * 100 for r in mine], marker="o", color=colors[w],
+                        label=f"weak {w}")
+            ax_acc.axhline(mine[0]["weak_accuracy"]["value"] * 100, color=colors[w], linestyle=":", linewidth=1)
+            pts = [(r["strong_params"], r["methods"][m]["pgr"]["accuracy"]) for r in mine]
+            defined = [(xx, p) for xx, p in pts if p["value"] is not None]
+            if defined:
+                ax_pgr.errorbar([xx for xx, _ in defined], [p["value"] for _, p in defined],
+                                yerr=[[p["value"] - p["ci95"][0] for _, p in defined],
+                                      [p["ci95"][1] - p["value"] for _, p in defined]],
+                                marker="o", capsize=3, color=colors[w], label=f"weak {w}")
+        sizes = sorted({(r["strong_params"], r["strong"]) for r in rows})
+        for ax in (ax_acc, ax_pgr):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xticks([x for x, _ in sizes], [f"{Path(n).name}\n{x / 1e6:.0f}M" for x, n in sizes], fontsize=7)
+            ax.set_xlabel("strong model (parameters, log scale)")
+        ax_acc.set_title(f"{m}: test accuracy (dotted: weak)", fontsize=9)
+        ax_acc.set_ylabel("test accuracy (%)")
+        ax_pgr.axhline(0, color="#888888", linewidth=0.8)
+        ax_pgr.axhline(1, color="#888888", linewidth=0.8, linestyle="--")
+        ax_pgr.set_title(f"{m}: PGR (accuracy); undefined pairs omitted", fontsize=9)
+        ax_pgr.set_ylabel("PGR")
+        ax_acc.legend(fontsize=7)
+    fig.suptitle(f"{results['name']}: weak-to-strong by model size", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(root / "sweep_size.png", dpi=120)
+    plt.close(fig)
+    return "sweep_size.png"
+
+
+def render(results: dict, root: Path) -> None:
+    from pipeline.runner import atomic_write
+
+    image = plot(results, root)
+    seeds = results["seeds"]
+    lines = [f"# Weak-to-strong sweep: {results['name']}", "",
+             f"{len(results['pairs'])} (weak, strong) pairs, seeds {', '.join(map(str, seeds))}; accuracies in %, "
+             "brackets are bootstrap intervals (see each pair's report). Wall time of this invocation: "
+             f"{results['wall_time_s']:.0f} s, {results['stages_executed']} stages computed (the rest cached or "
+             "shared between pairs).", "",
+             "| weak | strong | weak acc | ceiling acc | " + " | ".join(f"{m} acc | {m} PGR" for m in results["methods"])
+             + " |", "|---|---|---|---|" + "---|---|" * len(results["methods"])]
+    for r in results["pairs"]:
+        cells = [f"{_pct(r['methods'][m]['accuracy'])} | {_pgr(r['methods'][m]['pgr']['accuracy'])}"
+                 for m in results["methods"]]
+        lines.append(f"| {r['weak']} ({r['weak_params'] / 1e6:.0f}M) | {r['strong']} ({r['strong_params'] / 1e6:.0f}M) "
+                     f"| {_pct(r['weak_accuracy'])} | {_pct(r['ceiling_accuracy'])} | " + " | ".join(cells) + " |")
+    lines += ["", f"![size plot]({image})", "", "Per pair: `pairs/<weak>_to_<strong>/report.md`."]
+    if "theory" in results:
+        from pipeline.theory.report import markdown_section
+
+        lines += ["", markdown_section(results["theory"], rel_dir="theory")]
+    text = "\n".join(lines) + "\n"
+    atomic_write(root / "report.md", lambda p: p.write_text(text))
