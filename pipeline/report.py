@@ -109,6 +109,7 @@ def plot(results: dict, run_dir: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     rows = _rows(results)
+    seeds = results.get("seeds") or [0]
     colors = ["#888888"] + ["#3b75af"] * (len(rows) - 2) + ["#2ca02c"]
     fig, axes = plt.subplots(2, 1, figsize=(2.5 + 1.25 * len(rows), 8))
     for ax, kind, title in zip(axes, ("accuracy", "auroc"), ("test accuracy", "test AUROC")):
@@ -124,6 +125,8 @@ def plot(results: dict, run_dir: Path) -> list[str]:
         names = []
         for name, r in rows:
             label = name.replace("transfer: ", "").replace(" (", "\n(")
+            if len(seeds) > 1 and len(r.get("seeds", seeds)) < len(seeds):
+                label += f"\n(seed {', '.join(map(str, r['seeds']))} only)"
             pgr = (r.get("pgr") or {}).get(kind)
             if pgr is not None:
                 label += "\nPGR " + ("undefined" if pgr["value"] is None else f"{pgr['value']:.2f}")
@@ -131,7 +134,9 @@ def plot(results: dict, run_dir: Path) -> list[str]:
         ax.set_ylim(lo, min(100, max(r[kind]["ci95"][1] for _, r in rows) * 100 + 3))
         ax.set_xticks(range(len(rows)), names, fontsize=7)
         ax.set_ylabel(f"{title} (%)")
-        ax.set_title(f"{title}, {int(results['ci_level'] * 100)}% bootstrap CI (n={results['n_test']})", fontsize=9)
+        over = f"mean of {len(seeds)} seeds, two-level " if len(seeds) > 1 else ""
+        ax.set_title(f"{title}, {over}{int(results['ci_level'] * 100)}% bootstrap CI (n={results['n_test']})",
+                     fontsize=9)
     fig.suptitle(f"{results['name']}: weak → strong", fontsize=11)
     return [_save(fig, run_dir, "accuracy.png")]
 
