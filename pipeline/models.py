@@ -192,14 +192,40 @@ def kind(spec: str) -> str | None:
     return None
 
 
-def load_causal_lm(path: str):
-    from transformers import AutoModelForCausalLM
+def _load_kwargs(model_cfg) -> dict:
+    kw = {"dtype": "float32"}
+    if model_cfg is not None and model_cfg.attn_implementation:
+        kw["attn_implementation"] = model_cfg.attn_implementation
+    return kw
 
+
+def _load(auto_cls, path: str, what: str, model_cfg=None, **extra):
     _quiet_transformers()
     try:
-        return AutoModelForCausalLM.from_pretrained(path, dtype="float32")
-    except (OSError, ValueError) as e:
-        raise UserError(f"could not load {path!r} as a causal language model: {str(e).splitlines()[0]}") from None
+        return auto_cls.from_pretrained(path, **_load_kwargs(model_cfg), **extra)
+    except (OSError, ValueError, ImportError) as e:
+        hint = ("attn_implementation: use sdpa or eager (flash_attention_2 needs the flash-attn package and a GPU)"
+                if model_cfg is not None and model_cfg.attn_implementation else
+                "use an alias, a local transformers folder, or a hub id with a reachable hub")
+        raise UserError(f"could not load {path!r} as {what}: {str(e).splitlines()[0]}", hint) from None
+
+
+def _finish(model, model_cfg, training: bool):
+    """Recipe switches that apply after loading: gradient checkpointing (training only), torch.compile."""
+    if model_cfg is None:
+        return model
+    if training and model_cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if model_cfg.compile:
+        model.compile()  # in place: the module keeps its class (save_pretrained, peft still work)
+    return model
+
+
+def load_causal_lm(path: str, model_cfg=None):
+    from transformers import AutoModelForCausalLM
+
+    return _finish(_load(AutoModelForCausalLM, path, "a causal language model", model_cfg), model_cfg, False)
 
 
 def _quiet_transformers():
@@ -227,31 +253,45 @@ def load_tokenizer(path: str, padding_side: str = "right"):
     return tok
 
 
-def load_classifier(path: str, tokenizer, mode: str, lora_cfg=None):
-    """`AutoModelForSequenceClassification` with 2 labels; LoRA adapters when mode == 'lora'."""
+def load_classifier(path: str, tokenizer, mode: str, lora_cfg=None, model_cfg=None):
+    """`AutoModelForSequenceClassification` with 2 labels; LoRA adapters when mode == 'lora'.
+
+    LoRA: peft's per-architecture default target modules (BERT/MPNet query & value, Llama/Gemma/Qwen
+    q_proj & v_proj, ...), or every linear layer when peft has no default for the architecture; the
+    classification head (`classifier` / `score`) trains in full and is saved with the adapter.
+    """
     from transformers import AutoModelForSequenceClassification
 
-    _quiet_transformers()
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2, dtype="float32")
-    except OSError as e:
-        raise UserError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
+    model = _load(AutoModelForSequenceClassification, path, "a classifier", model_cfg, num_labels=2)
     model.config.pad_token_id = tokenizer.pad_token_id
+    model = _finish(model, model_cfg if mode != "lora" else None, True)
     if mode == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(
-            task_type=TaskType.SEQ_CLS, r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-            target_modules=lora_cfg.target_modules))
+        lora_cfg = lora_cfg or (model_cfg.lora if model_cfg is not None else None)
+
+        def wrap(targets):
+            return get_peft_model(model, LoraConfig(
+                task_type=TaskType.SEQ_CLS, r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
+                target_modules=targets))
+
+        if model_cfg is not None and model_cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.enable_input_require_grads()
+        try:
+            model = wrap(lora_cfg.target_modules)
+        except ValueError:
+            if lora_cfg.target_modules is not None:
+                raise UserError(f"lora.target_modules {lora_cfg.target_modules} match no module of {path!r}",
+                                "leave it null for the architecture's default, or name modules that exist") from None
+            model = wrap("all-linear")  # peft knows no default for this architecture
+        if model_cfg is not None and model_cfg.compile:
+            model.compile()
     return model
 
 
-def load_backbone(path: str):
+def load_backbone(path: str, model_cfg=None):
     """The bare transformer (no head) for pooled features."""
     from transformers import AutoModel
 
-    _quiet_transformers()
-    try:
-        return AutoModel.from_pretrained(path, dtype="float32")
-    except OSError as e:
-        raise UserError(f"could not load model {path!r}: {str(e).splitlines()[0]}") from None
+    return _finish(_load(AutoModel, path, "a model", model_cfg), model_cfg, False)

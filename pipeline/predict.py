@@ -36,7 +36,8 @@ def _map_batches(fn, tokenizer, texts, max_length, batch_size, accelerator, desc
             idx = order[start:start + batch_size]
             batch = tokenizer.pad([items[i] for i in idx], return_tensors="pt")
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            out = fn(batch).float().cpu()
+            with accelerator.autocast():  # the recipe's / launch config's mixed precision, if any
+                out = fn(batch).float().cpu()
             for j, i in enumerate(idx):
                 outputs[i] = out[j]
             bar.update(len(idx))

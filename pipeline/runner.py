@@ -7,7 +7,6 @@ ceiling and transfers but reuses the data split and the weak labels.
 """
 
 import dataclasses
-import functools
 import hashlib
 import json
 import os
@@ -212,7 +211,7 @@ class Context:
         if missing:
             path = models.resolve(role_cfg.model)
             tokenizer = models.load_tokenizer(path)
-            backbone = models.load_backbone(path)
+            backbone = models.load_backbone(path, role_cfg)
             for s in missing:
                 f = pooled_features(backbone, tokenizer, self.texts(s), self.recipe.data.max_length,
                                     role_cfg.head.pooling, role_cfg.train.eval_batch_size, self.accelerator,
@@ -248,7 +247,7 @@ def read_json(path: Path):
 
 class Runner:
     def __init__(self, recipe: Recipe, accelerator=None, force: bool = False, force_stages=(), progress=True,
-                 log=functools.partial(print, flush=True), run_dir: Path | None = None, roots: dict | None = None):
+                 log=None, run_dir: Path | None = None, roots: dict | None = None):
         if accelerator is None:
             from pipeline.distributed import make_accelerator
 
@@ -259,6 +258,10 @@ class Runner:
         self.run_dir = Path(run_dir) if run_dir is not None else Path(recipe.output_dir) / recipe.name
         self.roots = roots or {}
         self.executed: list[str] = []  # stage folders this invocation computed (not cached)
+        if log is None:
+            from pipeline.distributed import run_logger
+
+            log = run_logger()
         self.log = log if accelerator.is_main_process else (lambda *a, **k: None)
         self.timings: dict[str, dict] = {}
 
@@ -302,6 +305,9 @@ class Runner:
                          lambda p: p.write_text(yaml.safe_dump(to_dict(r), sort_keys=False)))
             write_json(self.run_dir / "env.json", environment(acc))
         acc.wait_for_everyone()
+        from pipeline.distributed import start_trackers
+
+        start_trackers(acc, r)
         cfg = to_dict(r)
         # what changes numbers without being a model or method setting: precision
         runtime = [r.runtime.mixed_precision or acc.mixed_precision]
@@ -340,6 +346,8 @@ class Runner:
             report.render(results, self.run_dir)
             self.log(f"[report] {self.run_dir / 'report.md'}")
         acc.wait_for_everyone()
+        if r.runtime.trackers:
+            acc.end_training()
         return self.run_dir
 
     def run_theory(self) -> dict:

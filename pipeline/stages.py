@@ -58,9 +58,16 @@ def fit_and_predict(role_cfg, train_split: str, targets: np.ndarray, predict_spl
         if "early_stopping" in head:
             info["early_stopping"] = {**head["early_stopping"], **es_info}
         return probs, info
+    n_proc = ctx.accelerator.num_processes
+    if role_cfg.train.batch_size % n_proc:
+        from pipeline.errors import UserError
+
+        raise UserError(f"train.batch_size {role_cfg.train.batch_size} is the global batch and must divide evenly "
+                        f"over {n_proc} processes", f"use a multiple of {n_proc}, e.g. "
+                        f"{role_cfg.train.batch_size + n_proc - role_cfg.train.batch_size % n_proc}")
     tokenizer = models.load_tokenizer(path)
     ctx.seed_everything()
-    model = models.load_classifier(path, tokenizer, role_cfg.mode, role_cfg.lora)
+    model = models.load_classifier(path, tokenizer, role_cfg.mode, role_cfg.lora, role_cfg)
     texts = pick(ctx.texts(train_split), train_idx)
     val = None if val_rows is None else ([ctx.texts(train_split)[i] for i in val_rows], val_targets)
     result = finetune(model, tokenizer, texts, targets, role_cfg.train, max_length, ctx.accelerator, ctx.seed,

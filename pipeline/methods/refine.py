@@ -93,7 +93,7 @@ def build_labels(cfg: Config, ctx):
         raise UserError(f"refine: {refiner!r} is not a causal language model", "set the method's `refiner`")
     tokenizer = models.load_tokenizer(path)
     ids = verbalizer_ids(tokenizer, verbalizers)
-    model = models.load_causal_lm(path)
+    model = models.load_causal_lm(path, ctx.recipe.strong if refiner == ctx.recipe.strong.model else None)
     texts_b = ctx.texts("transfer")
     weak = ctx.weak_soft_labels()
     weak_hard = weak.argmax(1)

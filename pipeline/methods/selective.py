@@ -121,7 +121,7 @@ def prompt_self_labels(cfg: Config, ctx, weak_b_hard: np.ndarray) -> tuple[np.nd
     path = models.resolve(ctx.recipe.strong.model)
     tokenizer = models.load_tokenizer(path)
     ids = verbalizer_ids(tokenizer, verbalizers)
-    model = models.load_causal_lm(path)
+    model = models.load_causal_lm(path, ctx.recipe.strong)
     texts_b = ctx.texts("transfer")
     labels = weak_b_hard.argmax(1)
     rate = float(labels.mean())
