@@ -1,5 +1,5 @@
 """The one place an `Accelerator` is built from a recipe (precision, batch splitting, trackers) and where
-run logging goes through accelerate's logger. The hardware (processes, GPUs, FSDP, DeepSpeed) comes from
+run messages are logged. The hardware (processes, GPUs, FSDP, DeepSpeed) comes from
 `accelerate launch` and its config file (recipes/accelerate/)."""
 
 import logging
@@ -99,9 +99,8 @@ class _Stdout(logging.StreamHandler):
 
 
 def run_logger():
-    """accelerate's logger for run messages (main process only), printing plain lines to stdout."""
-    from accelerate.logging import get_logger
-
+    """Run messages: the stdlib `w2s` logger, plain lines to stdout, main process only (the Runner gates
+    on the process). accelerate's `get_logger` would prefix every line with "[RANK 0]"."""
     base = logging.getLogger("w2s")
     if not any(isinstance(h, _Stdout) for h in base.handlers):
         handler = _Stdout()
@@ -109,5 +108,4 @@ def run_logger():
         base.addHandler(handler)
         base.setLevel(logging.INFO)
         base.propagate = False
-    logger = get_logger("w2s")
-    return lambda msg, *a, **k: logger.info(msg, main_process_only=True)
+    return lambda msg, *a, **k: base.info(msg)
