@@ -39,6 +39,11 @@ def make_accelerator(recipe, run_dir=None):
         _check_trackers(rt.trackers)
         kwargs["log_with"] = list(rt.trackers)
         kwargs["project_dir"] = str(rt.tracker_dir or (run_dir / "trackers" if run_dir is not None else "trackers"))
+    from accelerate.state import AcceleratorState
+
+    # One process may run several recipes (tests, notebooks, sweeps): the precision of the last one must not
+    # stick. Only the accelerator-level state is reset; the process group (PartialState) is kept.
+    AcceleratorState._reset_state()
     try:
         return Accelerator(**kwargs)
     except ValueError as e:  # e.g. bf16 requested where the hardware has none
