@@ -78,7 +78,17 @@ def _cmd_validate(a) -> int:
     from pipeline.config import load_recipe
 
     bad = 0
+    import yaml
+
+    from pipeline.config import is_accelerate_config
+
     for path in a.recipes:
+        try:
+            if path.is_file() and is_accelerate_config(yaml.safe_load(path.read_text())):
+                print(f"skip  {path} (an accelerate config: accelerate launch --config_file {path} ...)")
+                continue
+        except yaml.YAMLError:
+            pass  # load_recipe reports it
         try:
             load_recipe(path)
             print(f"ok    {path}")

@@ -135,6 +135,10 @@ class ModelConfig:
         "null lets transformers choose", default=None)
     compile: bool = _help("torch.compile the model before training/inference (opt-in; pays off on long GPU runs)",
                           default=False)
+    dtype: Literal["float32", "bfloat16", "float16"] = _help(
+        "storage dtype of the weights: bfloat16 halves memory (the usual choice for LoRA on a large GPU model); "
+        "float32 keeps full fine-tuning exact and is the CPU default. Autocast precision is runtime.mixed_precision",
+        default="float32")
 
 
 @dataclass
@@ -381,7 +385,14 @@ def read_yaml(path: Path) -> dict:
         return {}
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a recipe must be a mapping of keys, got {type(raw).__name__}")
+    if is_accelerate_config(raw):
+        raise UserError(f"{path} is an accelerate config, not a recipe",
+                        f"use it as: accelerate launch --config_file {path} -m pipeline run RECIPE")
     return raw
+
+
+def is_accelerate_config(raw) -> bool:
+    return isinstance(raw, dict) and "compute_environment" in raw and "distributed_type" in raw
 
 
 def _mark(e) -> str:

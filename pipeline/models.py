@@ -193,7 +193,7 @@ def kind(spec: str) -> str | None:
 
 
 def _load_kwargs(model_cfg) -> dict:
-    kw = {"dtype": "float32"}
+    kw = {"dtype": model_cfg.dtype if model_cfg is not None else "float32"}
     if model_cfg is not None and model_cfg.attn_implementation:
         kw["attn_implementation"] = model_cfg.attn_implementation
     return kw

@@ -49,7 +49,9 @@ def _map_batches(fn, tokenizer, texts, max_length, batch_size, accelerator, desc
 
 def predict_proba(model, tokenizer, texts, max_length, batch_size, accelerator, desc="predict") -> np.ndarray:
     """P(class) for each text, shape [n, 2]."""
-    model = accelerator.unwrap_model(model).to(accelerator.device).eval()
+    from pipeline.train import sharded
+
+    model = (model if sharded(accelerator) else accelerator.unwrap_model(model).to(accelerator.device)).eval()
     return _map_batches(lambda b: torch.softmax(model(**b).logits.float(), -1), tokenizer, texts, max_length,
                         batch_size, accelerator, desc)
 

@@ -73,9 +73,13 @@ def fit_and_predict(role_cfg, train_split: str, targets: np.ndarray, predict_spl
     result = finetune(model, tokenizer, texts, targets, role_cfg.train, max_length, ctx.accelerator, ctx.seed,
                       loss=loss, desc=f"{desc}: train", val=val)
     model = result.pop("model")
-    if save:
+    if role_cfg.save_model and out_dir is not None:
+        # every process takes part (FSDP / DeepSpeed gather the full state dict), the main one writes:
+        # safetensors weights, or only the adapter (and head) under LoRA
+        state = ctx.accelerator.get_state_dict(model)
+
         def save_folder(tmp: Path):
-            model.save_pretrained(tmp, safe_serialization=True)
+            ctx.accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
         ctx.write_atomic(out_dir / "model", save_folder)
     probs = {s: predict_proba(model, tokenizer, pick(ctx.texts(s), predict_idx.get(s)), max_length,

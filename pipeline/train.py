@@ -40,6 +40,14 @@ class LengthGroupedBatches:
             yield batches[b]
 
 
+def sharded(accelerator) -> bool:
+    """True when the model's weights are sharded over processes (FSDP, DeepSpeed): then the prepared
+    wrapper, not the unwrapped module, runs forward passes, and saving gathers the state dict first."""
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
 class BestCheckpoint:
     """Early stopping: score the model on a held-out slice now and then, remember the best trainable
     weights (a CPU copy of only the parameters that train: adapters and head under LoRA), stop after
@@ -156,7 +164,8 @@ def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_l
     accelerator.wait_for_everyone()
     if keeper:
         keeper.restore(trainable())
-    model = accelerator.unwrap_model(model)
+    if not sharded(accelerator):  # FSDP / DeepSpeed keep their wrapper: it holds the sharded weights
+        model = accelerator.unwrap_model(model)
     accelerator.free_memory()  # drop the prepared references before the next model is trained
     return {"model": model, "steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else None,
             "tokens": tokens, "early_stopping": keeper.summary(stopped) if keeper else None}

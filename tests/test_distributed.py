@@ -114,3 +114,11 @@ theory: {{enabled: false}}
     assert labels1 == labels2
     # only rank 0 wrote: no stray temporary folders or duplicate artefacts
     assert not list(two.rglob(".*.*"))
+
+
+def test_accelerate_configs_are_not_mistaken_for_recipes(capsys):
+    cfg = str(ROOT / "recipes/accelerate/cpu_ddp.yaml")
+    assert main(["validate", cfg, str(ROOT / "recipes/quickstart.yaml")]) == 0
+    assert "skip" in capsys.readouterr().out
+    assert main(["run", cfg]) == 2
+    assert "accelerate config, not a recipe" in capsys.readouterr().err
