@@ -98,3 +98,20 @@ def test_unknown_tracker_is_a_user_error(tmp_path, tiny_models, tiny_data, capsy
     recipe = _recipe(tmp_path, tiny_models, tiny_data, weak, "runtime: {trackers: [nonsense]}", name="tr")
     assert main(["run", recipe, "--no-progress"]) == 2
     assert "unknown tracker 'nonsense'" in capsys.readouterr().err
+
+
+def test_tensorboard_tracker_logs_training_curves(tmp_path, tiny_models, tiny_data):
+    pytest.importorskip("tensorboard", reason="the tracker is opt-in: pip install tensorboard")
+    weak = f"{{model: {tiny_models['encoder']}, mode: full, train: {{epochs: 1, lr: 1.0e-3, batch_size: 8}}}}"
+    recipe = _recipe(tmp_path, tiny_models, tiny_data, weak, "runtime: {trackers: [tensorboard]}", name="tb")
+    assert main(["run", recipe, "--no-progress"]) == 0
+    events = list((tmp_path / "runs/tb/trackers").rglob("events.out.tfevents.*"))
+    assert events
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for e in events:
+        acc = EventAccumulator(str(e))
+        acc.Reload()
+        tags |= set(acc.Tags().get("scalars", []))
+    assert "weak: train/loss" in tags and "weak: train/lr" in tags
