@@ -14,7 +14,10 @@ from pipeline.errors import UserError
 EPILOG = """examples:
   w2s run recipes/quickstart.yaml
   w2s run recipes/quickstart.yaml data.n_test=300 weak.train.epochs=1 name=try1
+  w2s run recipes/quickstart.yaml "seeds=[0, 1, 2, 3, 4]" name=five_seeds
+  w2s run recipes/sweeps/multiemo_sizes.yaml          (weak x strong pairs, shared stages, size plot)
   accelerate launch -m pipeline run recipes/quickstart.yaml
+  accelerate launch --config_file recipes/accelerate/cpu_ddp.yaml -m pipeline run recipes/quickstart.yaml
   w2s validate recipes/*.yaml
   w2s report runs/quickstart
   w2s theory theory.two_layer.n_seeds=3
