@@ -2,6 +2,7 @@
 run messages are logged. The hardware (processes, GPUs, FSDP, DeepSpeed) comes from
 `accelerate launch` and its config file (recipes/accelerate/)."""
 
+import contextlib
 import logging
 import sys
 
@@ -114,3 +115,72 @@ def run_logger():
         base.setLevel(logging.INFO)
         base.propagate = False
     return lambda msg, *a, **k: base.info(msg)
+
+
+def sharded(accelerator) -> bool:
+    """True when the model's weights are sharded over processes (FSDP, DeepSpeed): then the prepared
+    wrapper, not the unwrapped module, runs forward passes, and saving gathers the state dict first."""
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def compute_precision(accelerator, model):
+    """A factory of the autocast context for forward passes of `model` (call it once per forward).
+
+    The recipe's / launch config's mixed precision when one is set. Without one, a model that mixes
+    low-precision frozen weights with float32 trainable ones (`dtype: bfloat16`, whose trainable weights
+    are kept in float32, see `upcast_trainable`) computes under autocast to its low precision, so the
+    float32 weights meet bf16 activations; a model of one dtype runs as it is.
+    """
+    import torch
+
+    if accelerator.mixed_precision != "no":
+        return accelerator.autocast
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    low = [d for d in (torch.bfloat16, torch.float16) if d in dtypes]
+    if low and len(dtypes) > 1:
+        return lambda: torch.autocast(accelerator.device.type, dtype=low[0])
+    return contextlib.nullcontext
+
+
+def upcast_trainable(model, accelerator) -> list[str]:
+    """Float32 master copies of the trainable weights of a model stored in bf16/fp16 (returns their names).
+
+    AdamW steps of ~lr * 1 on weights of size ~0.02 fall below bf16's resolution (8 bits of mantissa):
+    most would be rounded away. peft upcasts LoRA A/B (autocast_adapter_dtype) but not `modules_to_save`
+    such as the score head, and full fine-tuning upcasts nothing. Frozen weights keep their storage dtype.
+    Skipped under FSDP / DeepSpeed, whose `prepare` keeps the fp32 master copy itself when mixed precision
+    is on (accelerate upcasts FSDP's trainable flat parameters; ZeRO keeps fp32 partitions).
+    """
+    import torch
+
+    if sharded(accelerator):
+        return []
+    names = []
+    for name, p in model.named_parameters():
+        if p.requires_grad and p.is_floating_point() and p.dtype != torch.float32:
+            p.data = p.data.float()
+            names.append(name)
+    return names
+
+
+def model_state_to_save(accelerator, model, trainable_only: bool) -> dict:
+    """The state dict a stage saves, complete on the main process (collective: every process calls it).
+
+    `trainable_only` (LoRA: adapters and head) gathers only the trainable parameters. Under FSDP,
+    `accelerator.get_state_dict` would gather the whole model on rank 0 (about 145 GB of host RAM for a
+    72B model in bf16) to keep a few hundred MB of adapters: here the frozen parameters are dropped from
+    the *sharded* state dict first and only the rest is gathered.
+    """
+    from accelerate.utils import DistributedType
+
+    if not trainable_only or accelerator.distributed_type == DistributedType.DEEPSPEED:
+        return accelerator.get_state_dict(model)
+    if not sharded(accelerator):
+        return {n: p.detach().cpu() for n, p in accelerator.unwrap_model(model).named_parameters() if p.requires_grad}
+    from torch.distributed._state_dict_utils import _gather_state_dict
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    local = get_model_state_dict(model, options=StateDictOptions(full_state_dict=False, ignore_frozen_params=True))
+    return _gather_state_dict(local, cpu_offload=True, ranks_only=(0,))

@@ -1,13 +1,22 @@
 """Losses of the strong student, selectable per transfer method (`loss: {name: ..., <options>}`).
 
-Every loss maps (logits [B, 2], targets [B, 2] = the method's label distributions, progress = optimiser
-step / total steps in [0, 1]) to a scalar, the mean over the batch. `make_loss(cfg)` returns a fresh
-callable per training run (logconf's rolling buffer is state). Adding a loss: one class with
-`__call__`, one registry line, its options as fields of `LossConfig`.
+Every loss maps (logits [B, 2], targets [B, 2] = the method's label distributions, rows summing to 1,
+progress = optimiser step / total steps in [0, 1]) to a scalar, the mean over the batch, differentiable
+with respect to the logits and computed in float32. `make_loss(cfg)` returns a fresh callable per training
+run (logconf's rolling buffer is state). Adding a loss: one class taking the `LossConfig` and defining
+`__call__(logits, targets, progress)`, one line in `LOSSES`, its options as fields of `LossConfig`.
 
-Sources: Burns et al. 2023, "Weak-to-strong generalization", code github.com/openai/weak-to-strong
-(`weak_to_strong/loss.py`: xent_loss, logconf_loss_fn, product_loss_fn); EleutherAI's replication
-github.com/EleutherAI/w2s (`w2s/loss.py`: confidence_window_loss, log_entropy_loss).
+The loss is called once per micro-batch (and per process when training is distributed), so any batch
+statistic (logconf's class prior and threshold) is a micro-batch statistic. Burns et al. compute the loss
+on the whole optimiser batch (32 examples, `weak_to_strong/train.py`); with small micro-batches use
+logconf's `prior: buffer`.
+
+Sources:
+- Burns et al. 2023, "Weak-to-strong generalization" (arXiv 2312.09390), code github.com/openai/weak-to-strong,
+  `weak_to_strong/loss.py`: `xent_loss`, `logconf_loss_fn`, `product_loss_fn`.
+- EleutherAI's replication github.com/EleutherAI/w2s, `w2s/loss.py`: `confidence_window_loss`,
+  `log_confidence_loss` (its "entropy" loss is `log_confidence_loss(harden=False)`, see `w2s/sft.py`).
+- Grandvalet & Bengio 2004, "Semi-supervised learning by entropy minimization" (NeurIPS).
 """
 
 from dataclasses import dataclass, field
@@ -15,6 +24,8 @@ from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
+
+QUANTILE_MAX = 2 ** 24  # torch.quantile refuses larger inputs
 
 
 def _help(text: str, **kw):
@@ -24,146 +35,215 @@ def _help(text: str, **kw):
 @dataclass
 class LossConfig:
     name: Literal["xent", "logconf", "product", "entropy", "window"] = _help(
-        "xent: cross-entropy on the labels; logconf: auxiliary confidence (Burns et al.); product: target "
-        "∝ student^beta · labels^alpha; entropy: xent plus entropy minimisation; window: xent only where the "
-        "student is unsure", default="xent")
-    aux_weight: float = _help("logconf / entropy: final weight of the student's own (hardened) prediction or of "
-                              "the entropy term; Burns et al.'s NLP runs used 0.5, EleutherAI's entropy loss 0.75",
-                              default=0.5)
-    warmup_frac: float = _help("logconf / entropy: fraction of training over which that weight rises linearly "
-                               "from 0 (Burns et al.: 0.1)", default=0.1)
+        "xent: cross-entropy on the labels (Burns et al.); logconf: auxiliary confidence loss (Burns et al.); "
+        "product: xent against student^beta * labels^alpha (Burns et al.); entropy: xent plus entropy "
+        "minimisation (EleutherAI w2s); window: xent only where the student is unsure (EleutherAI w2s)",
+        default="xent")
+    aux_weight: float = _help(
+        "logconf, entropy: final weight of the student's hardened prediction (logconf) or of the entropy term "
+        "(entropy); Burns et al.'s code and paper (App. A.4, NLP) use 0.5, the paper 0.75 for its largest students",
+        default=0.5)
+    warmup_frac: float = _help(
+        "logconf, entropy: fraction of training over which that weight rises linearly from 0 (Burns et al.'s code: "
+        "0.1, with a step schedule; the paper, App. A.4, describes 20%)", default=0.1)
     prior: Literal["batch", "buffer"] = _help(
-        "logconf: where the hardening threshold's class prior comes from: the current batch (Burns et al.) or "
-        "a rolling buffer of the last `buffer_size` examples (steadier with small batches)", default="batch")
-    buffer_size: int = _help("logconf with prior: buffer: examples the rolling buffer holds", default=512)
-    alpha: float = _help("product: exponent of the labels", default=1.0)
-    beta: float = _help("product: exponent of the student's predictions", default=1.0)
-    radius: float = _help("window: train only on examples whose top student probability is below 0.5 + radius "
-                          "(EleutherAI: 0.15)", default=0.15)
+        "logconf: where the class-1 prior and the hardening threshold come from: the current (micro-)batch, as "
+        "Burns et al., or a rolling buffer of the last buffer_size examples (steadier with small batches)",
+        default="batch")
+    buffer_size: int = _help(
+        "logconf with prior: buffer: examples (student P(class 1) and labels) the rolling buffer holds; "
+        "EleutherAI w2s buffers one batch", default=512)
+    alpha: float = _help("product: exponent of the labels (Burns et al.'s default 1)", default=1.0)
+    beta: float = _help("product: exponent of the student's predictions (Burns et al.'s default 1)", default=1.0)
+    radius: float = _help(
+        "window: train only on examples whose top student probability is below 0.5 + radius (EleutherAI w2s "
+        "default 0.15)", default=0.15)
 
     def validate(self) -> list[str]:
         errors = []
+        if self.name not in LOSSES:
+            errors.append(f"name: must be one of {sorted(LOSSES)}, got {self.name!r}")
         if not 0 <= self.aux_weight <= 1:
             errors.append(f"aux_weight: must be in [0, 1], got {self.aux_weight}")
         if not 0 <= self.warmup_frac <= 1:
             errors.append(f"warmup_frac: must be in [0, 1], got {self.warmup_frac}")
-        if self.buffer_size < 2:
-            errors.append(f"buffer_size: must be at least 2, got {self.buffer_size}")
-        if self.alpha < 0 or self.beta < 0:
-            errors.append(f"alpha, beta: must be >= 0, got {self.alpha}, {self.beta}")
+        if self.prior not in ("batch", "buffer"):
+            errors.append(f"prior: must be 'batch' or 'buffer', got {self.prior!r}")
+        if not 1 <= self.buffer_size <= QUANTILE_MAX:
+            errors.append(f"buffer_size: must be in [1, {QUANTILE_MAX}], got {self.buffer_size}")
+        if self.alpha < 0:
+            errors.append(f"alpha: must be >= 0, got {self.alpha}")
+        if self.beta < 0:
+            errors.append(f"beta: must be >= 0, got {self.beta}")
         if not 0 < self.radius <= 0.5:
             errors.append(f"radius: must be in (0, 0.5], got {self.radius}")
         return errors
 
 
 def xent(logits: torch.Tensor, targets: torch.Tensor, progress: float = 0.0) -> torch.Tensor:
-    """Cross-entropy against soft (or one-hot) targets: mean_i -sum_c t_ic log softmax(z_i)_c (Burns `xent_loss`)."""
-    return -(targets.float() * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
+    """Cross-entropy against soft or one-hot targets, mean_i -sum_c t_ic log softmax(z_i)_c.
+
+    Burns et al.'s `xent_loss` (`weak_to_strong/loss.py`: `F.cross_entropy(logits, labels)` with
+    probability targets), the weak-to-strong baseline; whether targets are hard is the caller's choice."""
+    return -(targets.detach().float() * F.log_softmax(logits.float(), dim=-1)).sum(-1).mean()
 
 
 def _warm(weight: float, warmup_frac: float, progress: float) -> float:
-    return weight * (1.0 if warmup_frac <= 0 else min(1.0, progress / warmup_frac))
+    """weight * min(1, progress / warmup_frac), clipped to [0, weight]; the full weight when warmup_frac is 0."""
+    if warmup_frac <= 0:
+        return weight
+    return weight * min(1.0, max(0.0, progress / warmup_frac))
 
 
-def harden(p1: torch.Tensor, prior1: float, reference: torch.Tensor | None = None) -> torch.Tensor:
-    """One-hot [B, 2]: class 1 where P(class 1) is above the (1 - prior1) quantile of `reference` (default p1),
-    so that a share prior1 of the reference is hardened to class 1. Burns et al.:
-    `threshold = torch.quantile(preds[:, 0], mean_weak[1])`, class 1 where preds[:, 0] < threshold."""
-    ref = p1 if reference is None else reference
-    threshold = torch.quantile(1 - ref.float(), float(prior1))
-    one = (1 - p1) < threshold
-    return torch.stack([~one, one], 1).float()
+def harden(p1: torch.Tensor, prior1: float | torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """One-hot [B, 2]: class 1 for the examples whose P(class 1) lies in the top `prior1` share of `reference`
+    (default: p1 itself), class 0 for the others.
+
+    Burns et al. (`logconf_loss_fn`): `threshold = torch.quantile(preds[:, 0], mean_weak[1])`, class 1 where
+    `preds[:, 0] < threshold`; here with preds[:, 0] = 1 - p1 and the quantile taken over `reference` (the
+    rolling buffer in logconf's buffer mode). Ties at the threshold go to class 0, as in Burns et al.; a
+    batch of one example is therefore always hardened to class 0.
+    """
+    p0 = 1 - p1.detach().float()
+    ref0 = p0 if reference is None else 1 - reference.detach().float().to(p0.device)
+    q = torch.as_tensor(prior1, dtype=ref0.dtype, device=ref0.device).clamp(0, 1)
+    one = p0 < torch.quantile(ref0, q)
+    return torch.stack([~one, one], dim=-1).float()
 
 
 class Xent:
+    """Cross-entropy on the labels; see `xent`."""
+
     def __init__(self, cfg: LossConfig):
-        pass
+        self.cfg = cfg
 
     def __call__(self, logits, targets, progress):
         return xent(logits, targets)
 
 
 class LogConf:
-    """Auxiliary confidence loss (Burns et al. 2023, §4.3.2; `logconf_loss_fn`):
+    """Auxiliary confidence loss (Burns et al. 2023, §4.3.2; `logconf_loss_fn` in openai/weak-to-strong
+    `weak_to_strong/loss.py`):
 
-        target = (1 - a_t) · labels + a_t · harden(student),   loss = xent(logits, target)
+        target = (1 - a_t) * labels + a_t * harden(student),   loss = xent(logits, target),
+        a_t = aux_weight * min(1, progress / warmup_frac).
 
-    harden() thresholds the student's P(class 1) so that the labels' class-1 share (over the batch, or a
-    rolling buffer) is hardened to class 1; the hardened target is detached. a_t = aux_weight ·
-    min(1, progress / warmup_frac). Burns's code jumps instead (`coef = 1 if step_frac > warmup_frac else
-    step_frac`, i.e. a_t = aux_weight · progress during warm-up, then aux_weight); the linear ramp avoids
-    that discontinuity.
+    harden() sets to class 1 the student's most confident class-1 predictions, as many as the labels'
+    class-1 prior: prior = mean of targets[:, 1] and threshold = quantile of the student's P(class 0) at
+    that prior (Burns et al.). The hardened target is detached.
+
+    prior: batch  -- prior and quantile over the current batch (Burns et al.).
+    prior: buffer -- both over a rolling buffer of the last `buffer_size` examples (detached student
+                     P(class 1) and label P(class 1)), updated with the current batch before use. EleutherAI's
+                     `log_confidence_loss` buffers only the predictions (buffer size = batch size) and keeps
+                     the prior of the current batch; here the prior comes from the same examples as the
+                     quantile, so that the hardened share of the buffer equals the buffer's prior.
+
+    Deviation: the warm-up. Burns et al.'s code has `coef = 1 if step_frac > warmup_frac else step_frac`
+    (a_t = aux_weight * progress during warm-up, then a jump to aux_weight); the paper (App. A.4) describes a
+    linear warm-up to the final weight, which is what this does (as in openai/weak-to-strong PR #33 and
+    EleutherAI's `min(1, step / warmup_steps)`).
     """
 
     def __init__(self, cfg: LossConfig):
         self.cfg = cfg
-        self.buf_p1, self.buf_prior = torch.empty(0), torch.empty(0)
+        self.buf_p1 = torch.empty(0)
+        self.buf_prior = torch.empty(0)
+        self.last_hard: torch.Tensor | None = None  # the latest hardened target, for inspection
 
     def __call__(self, logits, targets, progress):
         coef = _warm(self.cfg.aux_weight, self.cfg.warmup_frac, progress)
-        p1 = torch.softmax(logits.float(), -1)[:, 1].detach()
+        targets = targets.detach().float()
+        p1 = torch.softmax(logits.detach().float(), dim=-1)[:, 1]
         if self.cfg.prior == "buffer":
             n = self.cfg.buffer_size
-            self.buf_p1 = torch.cat([self.buf_p1, p1.cpu()])[-n:]
-            self.buf_prior = torch.cat([self.buf_prior, targets[:, 1].float().detach().cpu()])[-n:]
-            prior, reference = float(self.buf_prior.mean()), self.buf_p1.to(p1.device)
+            self.buf_p1 = torch.cat([self.buf_p1.to(p1.device), p1])[-n:]
+            self.buf_prior = torch.cat([self.buf_prior.to(p1.device), targets[:, 1]])[-n:]
+            hard = harden(p1, self.buf_prior.mean(), self.buf_p1)
         else:
-            prior, reference = float(targets[:, 1].float().mean()), None
-        target = (1 - coef) * targets.float() + coef * harden(p1, prior, reference)
-        return xent(logits, target)
+            hard = harden(p1, targets[:, 1].mean())
+        self.last_hard = hard
+        return xent(logits, (1 - coef) * targets + coef * hard)
 
 
 class Product:
-    """Product loss (Burns et al.'s `product_loss_fn`): target ∝ student^beta · labels^alpha (detached,
-    renormalised), loss = xent(logits, target). The student keeps what it already agrees with."""
+    """Product loss (Burns et al.'s `product_loss_fn`, openai/weak-to-strong `weak_to_strong/loss.py`):
+
+        target = normalise(softmax(z)^beta * labels^alpha)  (detached),   loss = xent(logits, target).
+
+    The student keeps the part of the labels it already agrees with. Deviation: where both products are 0
+    (hard label against a float32-saturated prediction) Burns et al. divide by 0 (NaN); here the row's
+    target is 0 and the example contributes nothing. (`product_loss_fn` also takes a `warmup_frac` it never
+    uses; there is none here.)
+    """
 
     def __init__(self, cfg: LossConfig):
         self.cfg = cfg
 
     def __call__(self, logits, targets, progress):
-        preds = torch.softmax(logits.float(), -1)
-        target = preds.pow(self.cfg.beta) * targets.float().pow(self.cfg.alpha)
-        target = (target / target.sum(-1, keepdim=True).clamp(min=1e-12)).detach()
+        preds = torch.softmax(logits.detach().float(), dim=-1)
+        target = preds.pow(self.cfg.beta) * targets.detach().float().pow(self.cfg.alpha)
+        target = target / target.sum(-1, keepdim=True).clamp(min=1e-30)
         return xent(logits, target)
 
 
 class Entropy:
-    """Entropy-minimisation variant of logconf (EleutherAI `log_entropy_loss`; Grandvalet & Bengio 2004):
+    """Cross-entropy plus entropy minimisation (EleutherAI w2s "entropy" loss; Grandvalet & Bengio 2004):
 
-        loss = (1 - a_t) · xent(logits, labels) + a_t · H(softmax(logits)),
+        loss = (1 - a_t) * xent(logits, labels) + a_t * mean_i H(softmax(z_i)),   H(p) = -sum_c p_c log p_c,
 
-    the same warmed-up a_t as logconf: the student is pushed to be confident without hardening a
-    threshold (so no class prior is imposed)."""
+    with the same warmed-up a_t = aux_weight * min(1, progress / warmup_frac) as logconf.
+
+    Source: EleutherAI `w2s/sft.py` runs "entropy" as `log_confidence_loss(..., harden=False)` (`w2s/loss.py`),
+    i.e. xent against (1 - a_t) * labels + a_t * softmax(z).detach(), whose value is exactly the formula above.
+    Deviation: there the student's prediction is detached, and the gradient of xent(z, stopgrad(softmax(z)))
+    with respect to z is softmax(z) - softmax(z) = 0, so the entropy term never acts (the loss trains like
+    (1 - a_t) * xent). Here H is differentiated, so the term does minimise the student's entropy, as in
+    Grandvalet & Bengio's entropy regularisation; no class prior is imposed (unlike logconf's hardening).
+    """
 
     def __init__(self, cfg: LossConfig):
         self.cfg = cfg
 
     def __call__(self, logits, targets, progress):
         coef = _warm(self.cfg.aux_weight, self.cfg.warmup_frac, progress)
-        logp = F.log_softmax(logits.float(), -1)
+        logp = F.log_softmax(logits.float(), dim=-1)
         entropy = -(logp.exp() * logp).sum(-1).mean()
         return (1 - coef) * xent(logits, targets) + coef * entropy
 
 
 class Window:
-    """Confidence window (EleutherAI `confidence_window_loss`): cross-entropy on the labels only for the
-    examples the student is unsure about, max_c softmax(z)_c < 0.5 + radius, summed and divided by the
-    full batch size (examples outside the window contribute 0)."""
+    """Confidence window (EleutherAI `confidence_window_loss`, `w2s/loss.py`):
+
+        loss = (1 / B) * sum_i [max_c softmax(z_i)_c < 0.5 + radius] * xent_i(z_i, labels_i).
+
+    Only the examples the *student* is unsure about are trained on (the mask depends on the student's
+    prediction, not on the weak label's confidence); the sum is divided by the full batch size, as in
+    EleutherAI's code. A batch with every example outside the window gives 0 with a grad_fn (zero grads).
+    Not supported: EleutherAI's `radius: midweak` (median |weak P(class 1) - 0.5| over the training set);
+    compute it from the labels and pass it as a number.
+    """
 
     def __init__(self, cfg: LossConfig):
         self.cfg = cfg
 
     def __call__(self, logits, targets, progress):
-        logp = F.log_softmax(logits.float(), -1)
-        unsure = logp.exp().max(-1).values < 0.5 + self.cfg.radius
-        per = -(targets.float() * logp).sum(-1)
-        return (per * unsure).sum() / logits.shape[0]
+        logp = F.log_softmax(logits.float(), dim=-1)
+        unsure = logp.detach().exp().max(-1).values < 0.5 + self.cfg.radius
+        per = -(targets.detach().float() * logp).sum(-1)
+        return torch.where(unsure, per, torch.zeros_like(per)).sum() / logits.shape[0]
 
 
-LOSSES: dict[str, type] = {"xent": Xent, "logconf": LogConf, "product": Product, "entropy": Entropy,
-                           "window": Window}
+LOSSES: dict[str, type] = {
+    "xent": Xent,
+    "logconf": LogConf,
+    "product": Product,
+    "entropy": Entropy,
+    "window": Window,
+}
 
 
 def make_loss(cfg: LossConfig | None = None) -> Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]:
+    """A fresh loss callable for one training run (the default config gives xent)."""
     cfg = cfg or LossConfig()
     return LOSSES[cfg.name](cfg)

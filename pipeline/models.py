@@ -199,9 +199,31 @@ def _load_kwargs(model_cfg) -> dict:
     return kw
 
 
-def _load(auto_cls, path: str, what: str, model_cfg=None, **extra):
+class _FullWeightsOnEveryRank:
+    """Load with real weights on every process, for models that never go through `accelerator.prepare`
+    (frozen feature backbones, the prompting model). Under FSDP with `cpu_ram_efficient_loading`
+    (FSDP_CPU_RAM_EFFICIENT_LOADING=true) transformers loads ranks > 0 on the meta device, expecting FSDP
+    to broadcast rank 0's weights in `prepare`; without `prepare` they stay meta and `.to(device)` fails."""
+
+    KEY = "FSDP_CPU_RAM_EFFICIENT_LOADING"
+
+    def __enter__(self):
+        self.saved = os.environ.get(self.KEY)
+        os.environ[self.KEY] = "false"
+
+    def __exit__(self, *exc):
+        if self.saved is None:
+            os.environ.pop(self.KEY, None)
+        else:
+            os.environ[self.KEY] = self.saved
+
+
+def _load(auto_cls, path: str, what: str, model_cfg=None, inference_only: bool = False, **extra):
     _quiet_transformers()
     try:
+        if inference_only:
+            with _FullWeightsOnEveryRank():
+                return auto_cls.from_pretrained(path, **_load_kwargs(model_cfg), **extra)
         return auto_cls.from_pretrained(path, **_load_kwargs(model_cfg), **extra)
     except (OSError, ValueError, ImportError) as e:
         hint = ("attn_implementation: use sdpa or eager (flash_attention_2 needs the flash-attn package and a GPU)"
@@ -225,7 +247,8 @@ def _finish(model, model_cfg, training: bool):
 def load_causal_lm(path: str, model_cfg=None):
     from transformers import AutoModelForCausalLM
 
-    return _finish(_load(AutoModelForCausalLM, path, "a causal language model", model_cfg), model_cfg, False)
+    return _finish(_load(AutoModelForCausalLM, path, "a causal language model", model_cfg, inference_only=True),
+                   model_cfg, False)
 
 
 def _quiet_transformers():
@@ -294,4 +317,4 @@ def load_backbone(path: str, model_cfg=None):
     """The bare transformer (no head) for pooled features."""
     from transformers import AutoModel
 
-    return _finish(_load(AutoModel, path, "a model", model_cfg), model_cfg, False)
+    return _finish(_load(AutoModel, path, "a model", model_cfg, inference_only=True), model_cfg, False)

@@ -1,7 +1,8 @@
 """Batched inference: class probabilities of a classifier, pooled features of a backbone.
 
-Work is sharded over processes with `split_between_processes` and gathered back in order; within a
-shard examples are sorted by length so batches carry little padding.
+Work is sharded over processes in contiguous shards (`shard_rows`), padded to one length, gathered and
+unpadded back into the input order; within a shard examples are sorted by length so batches carry little
+padding. Every process gets every row back.
 """
 
 import os
@@ -9,6 +10,8 @@ import os
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from pipeline.distributed import compute_precision, sharded
 
 
 def show_progress(accelerator) -> bool:
@@ -22,38 +25,73 @@ def _encode(tokenizer, texts: list[str], max_length: int) -> list[dict]:
     return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
 
 
-@torch.inference_mode()
-def _map_batches(fn, tokenizer, texts, max_length, batch_size, accelerator, desc) -> np.ndarray:
-    """Apply `fn(batch) -> Tensor[b, ...]` to every text; returns rows in the input order."""
+def shard_rows(n: int, num_processes: int, rank: int) -> tuple[range, int]:
+    """This rank's contiguous share of rows 0..n-1 and the common padded shard length.
+
+    Shard sizes differ by at most one (accelerate's `split_between_processes` split, which it also uses
+    for lists). Every rank computes exactly `padded` rows, padding with repeats of a row it already has
+    (or row 0 when its shard is empty), so all ranks run the same number of forward passes (FSDP and
+    DeepSpeed need that: each forward is a collective) and `gather` sees equal shapes.
+    """
+    base, extra = divmod(n, num_processes)
+    start = rank * base + min(rank, extra)
+    size = base + (rank < extra)
+    return range(start, start + size), base + (extra > 0)
+
+
+def unpad_gathered(gathered, n: int, num_processes: int):
+    """Rows 0..n-1 from the rank-ordered concatenation of padded shards (see `shard_rows`).
+
+    accelerate's `split_between_processes(apply_padding=True)` pads the end of *each* short shard, so
+    `gathered[:n]` is only right when n % num_processes is 0 or num_processes - 1: each shard's padding
+    must be cut out where it sits.
+    """
+    padded = shard_rows(n, num_processes, 0)[1]
+    keep = [r * padded + j for r in range(num_processes) for j in range(len(shard_rows(n, num_processes, r)[0]))]
+    return gathered[keep]
+
+
+def _map_batches(fn, model, tokenizer, texts, max_length, batch_size, accelerator, desc,
+                 grad_mode=None) -> np.ndarray:
+    """Apply `fn(batch) -> Tensor[b, ...]` (forward passes of `model`) to every text; rows in the input order.
+
+    `grad_mode`: the context the forward passes run in, `torch.inference_mode` by default; evaluation
+    *during* training (early stopping) passes `torch.no_grad` (inference tensors break FSDP's and ZeRO-3's
+    parameter handling when training resumes).
+    """
     n = len(texts)
-    with accelerator.split_between_processes(list(range(n)), apply_padding=True) as shard:
-        items = _encode(tokenizer, [texts[i] for i in shard], max_length)
-        order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
-        outputs = [None] * len(items)
-        bar = tqdm(total=len(items), desc=desc, unit="ex", leave=False,
-                   disable=not show_progress(accelerator))
+    if n == 0:
+        raise ValueError("_map_batches: no texts")
+    rows, padded = shard_rows(n, accelerator.num_processes, accelerator.process_index)
+    shard = list(rows) + [rows[-1] if len(rows) else 0] * (padded - len(rows))
+    items = _encode(tokenizer, [texts[i] for i in shard], max_length)
+    order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
+    outputs = [None] * len(items)
+    bar = tqdm(total=len(items), desc=desc, unit="ex", leave=False, disable=not show_progress(accelerator))
+    precision = compute_precision(accelerator, model)
+    with (grad_mode or torch.inference_mode)():
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = tokenizer.pad([items[i] for i in idx], return_tensors="pt")
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            with accelerator.autocast():  # the recipe's / launch config's mixed precision, if any
+            with precision():
                 out = fn(batch).float().cpu()
             for j, i in enumerate(idx):
                 outputs[i] = out[j]
             bar.update(len(idx))
-        bar.close()
-        local = torch.stack(outputs).to(accelerator.device)
-    gathered = accelerator.gather(local).cpu().numpy()
-    return gathered[:n]  # shards are contiguous, padding sits at the end
+    bar.close()
+    local = torch.stack(outputs).to(accelerator.device)
+    gathered = accelerator.gather(local).cpu().numpy() if accelerator.num_processes > 1 else local.cpu().numpy()
+    return unpad_gathered(gathered, n, accelerator.num_processes)
 
 
-def predict_proba(model, tokenizer, texts, max_length, batch_size, accelerator, desc="predict") -> np.ndarray:
-    """P(class) for each text, shape [n, 2]."""
-    from pipeline.train import sharded
-
+def predict_proba(model, tokenizer, texts, max_length, batch_size, accelerator, desc="predict",
+                  during_training: bool = False) -> np.ndarray:
+    """P(class) for each text, shape [n, 2]. `during_training`: an evaluation inside the training loop
+    (early stopping), run under `torch.no_grad` instead of `torch.inference_mode`."""
     model = (model if sharded(accelerator) else accelerator.unwrap_model(model).to(accelerator.device)).eval()
-    return _map_batches(lambda b: torch.softmax(model(**b).logits.float(), -1), tokenizer, texts, max_length,
-                        batch_size, accelerator, desc)
+    return _map_batches(lambda b: torch.softmax(model(**b).logits.float(), -1), model, tokenizer, texts, max_length,
+                        batch_size, accelerator, desc, torch.no_grad if during_training else None)
 
 
 def pooled_features(backbone, tokenizer, texts, max_length, pooling, batch_size, accelerator,
@@ -71,4 +109,4 @@ def pooled_features(backbone, tokenizer, texts, max_length, pooling, batch_size,
 
     if tokenizer.padding_side != "right":
         tokenizer.padding_side = "right"
-    return _map_batches(fn, tokenizer, texts, max_length, batch_size, accelerator, desc)
+    return _map_batches(fn, backbone, tokenizer, texts, max_length, batch_size, accelerator, desc)

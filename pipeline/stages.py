@@ -9,6 +9,7 @@ import numpy as np
 from safetensors.torch import save_file
 
 from pipeline import models
+from pipeline.distributed import model_state_to_save
 from pipeline.predict import predict_proba
 from pipeline.train import finetune, fit_head, head_proba
 
@@ -76,7 +77,7 @@ def fit_and_predict(role_cfg, train_split: str, targets: np.ndarray, predict_spl
     if role_cfg.save_model and out_dir is not None:
         # every process takes part (FSDP / DeepSpeed gather the full state dict), the main one writes:
         # safetensors weights, or only the adapter (and head) under LoRA
-        state = ctx.accelerator.get_state_dict(model)
+        state = model_state_to_save(ctx.accelerator, model, trainable_only=role_cfg.mode == "lora")
 
         def save_folder(tmp: Path):
             ctx.accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state, safe_serialization=True)
@@ -97,7 +98,8 @@ def _accuracy(probs: np.ndarray, labels) -> float:
 
 
 def _write_predictions(ctx, out_dir: Path, split: str, probs: np.ndarray, name: str = "predictions.jsonl") -> None:
-    rows = [json.dumps({"id": i, "label": int(y), "prob": round(float(p), 6)})
+    # full float64 precision: rounding ties confident predictions at 0 and 1 and moves AUROC
+    rows = [json.dumps({"id": i, "label": int(y), "prob": float(p)})
             for i, y, p in zip(ctx.ids(split), ctx.labels(split), probs[:, 1])]
     ctx.write_text(out_dir / name, "\n".join(rows) + "\n")
 

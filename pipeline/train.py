@@ -9,8 +9,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, get_scheduler
 
+from pipeline.distributed import compute_precision, sharded, upcast_trainable
 from pipeline.losses import LossConfig, make_loss
-from pipeline.predict import show_progress
+from pipeline.predict import predict_proba, show_progress
 
 
 class LengthGroupedBatches:
@@ -38,14 +39,6 @@ class LengthGroupedBatches:
         batches = [perm[i:i + self.batch_size].tolist() for i in range(0, len(perm), self.batch_size)]
         for b in g.permutation(len(batches)):
             yield batches[b]
-
-
-def sharded(accelerator) -> bool:
-    """True when the model's weights are sharded over processes (FSDP, DeepSpeed): then the prepared
-    wrapper, not the unwrapped module, runs forward passes, and saving gathers the state dict first."""
-    from accelerate.utils import DistributedType
-
-    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
 class BestCheckpoint:
@@ -84,6 +77,57 @@ class BestCheckpoint:
                 f"best_{self.cfg.metric}": self.best, "stopped_early": stopped, "evaluations": self.history}
 
 
+_WRAPPER_PARTS = {"_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod"}
+
+
+def _plain_name(name: str) -> str:
+    """A parameter's name in the unwrapped model: DDP's `module.` and FSDP / activation-checkpointing /
+    compile wrapper components removed."""
+    parts = [p for p in name.split(".") if p not in _WRAPPER_PARTS]
+    return ".".join(parts[1:] if parts and parts[0] == "module" else parts)
+
+
+def param_groups(named_params, ndims: dict[str, int], weight_decay: float) -> list[dict]:
+    """AdamW groups of the trainable parameters: weight decay on weight matrices, none on biases and
+    norms. `ndims` maps the unwrapped model's parameter names to their dimensions; names, not the
+    parameters' current shapes, decide, because FSDP's parameters are flat 1-D shards. A name that maps
+    to no parameter of the model (FSDP's `_flat_param` without use_orig_params) is decayed."""
+    decay, no_decay = [], []
+    for name, p in named_params:
+        if p.requires_grad:
+            (decay if ndims.get(_plain_name(name), 2) >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _adamw(groups, lr: float):
+    try:  # the fused kernel (CPU and CUDA in recent torch) does one pass over all parameters per step
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=lr)
+
+
+def prepare_with_optimizer(accelerator, model, loader, cfg):
+    """`accelerator.prepare` the model, an AdamW over its trainable parameters, and the loader.
+
+    The optimizer must hold the parameters the prepared model trains. FSDP (v1) replaces them: with
+    `cpu_ram_efficient_loading`, ranks > 0 load on the meta device and FSDP materialises new Parameter
+    objects (`to_empty`), and it flattens them. So the model is prepared first and the optimizer built
+    from the prepared model (accelerate's advice for FSDP). FSDP2 and DeepSpeed instead need model and
+    optimizer in one `prepare` call and re-point the optimizer themselves.
+    """
+    from accelerate.utils import DistributedType
+
+    ndims = {_plain_name(n): p.ndim for n, p in model.named_parameters()}
+    together = getattr(accelerator, "is_fsdp2", False) or accelerator.distributed_type == DistributedType.DEEPSPEED
+    if together:
+        optimizer = _adamw(param_groups(model.named_parameters(), ndims, cfg.weight_decay), cfg.lr)
+        return accelerator.prepare(model, optimizer, loader)
+    model = accelerator.prepare(model)
+    optimizer = _adamw(param_groups(model.named_parameters(), ndims, cfg.weight_decay), cfg.lr)
+    optimizer, loader = accelerator.prepare(optimizer, loader)
+    return model, optimizer, loader
+
+
 def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_length: int, accelerator,
              seed: int, loss: LossConfig | None = None, desc: str = "train",
              val: tuple[list[str], np.ndarray] | None = None) -> dict:
@@ -92,8 +136,6 @@ def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_l
     `val` (texts, target distributions) turns on early stopping per `cfg.early_stopping`: the model is
     scored on it `evals_per_epoch` times per epoch and the best weights are kept.
     """
-    from pipeline.predict import predict_proba
-
     enc = tokenizer(texts, truncation=True, max_length=max_length)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
     items = [{**{k: enc[k][i] for k in keys}, "targets": targets[i]} for i in range(len(texts))]
@@ -106,16 +148,9 @@ def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_l
 
     sampler = LengthGroupedBatches([len(x) for x in enc["input_ids"]], cfg.batch_size, seed, cfg.group_by_length)
     loader = torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=collate)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]  # biases and norms are not decayed
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    try:  # the fused kernel (CPU and CUDA in recent torch) does one pass over all parameters per step
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=True)
-    except (RuntimeError, TypeError):
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    upcast_trainable(model, accelerator)
     accelerator.gradient_accumulation_steps = cfg.grad_accum
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    model, optimizer, loader = prepare_with_optimizer(accelerator, model, loader, cfg)
     steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
     total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
     scheduler = get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup", optimizer,
@@ -127,6 +162,7 @@ def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_l
     trainable = lambda: [(n, p) for n, p in accelerator.unwrap_model(model).named_parameters()  # noqa: E731
                          if p.requires_grad]
     stopped = False
+    precision = compute_precision(accelerator, model)
     model.train()
     step, losses = 0, []
     bar = tqdm(total=total_steps, desc=desc, unit="step", leave=False, disable=not show_progress(accelerator))
@@ -135,7 +171,8 @@ def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_l
         for batch in loader:
             with accelerator.accumulate(model):
                 targets = batch.pop("targets")
-                logits = model(**batch).logits
+                with precision():
+                    logits = model(**batch).logits
                 value = loss_fn(logits, targets, step / total_steps)
                 accelerator.backward(value)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
@@ -152,7 +189,7 @@ def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_l
                 accelerator.log({f"{desc}/loss": losses[-1], f"{desc}/lr": scheduler.get_last_lr()[0]}, step=step)
                 if keeper and (step % eval_every == 0 or step >= total_steps):
                     probs = predict_proba(model, tokenizer, val[0], max_length, cfg.eval_batch_size, accelerator,
-                                          desc=f"{desc} (validation)")
+                                          desc=f"{desc} (validation)", during_training=True)
                     stopped = keeper.update(step, probs, trainable()) and step < total_steps
                     model.train()
                 if step >= total_steps or stopped:

@@ -36,26 +36,61 @@ def test_logconf_by_hand_before_during_and_after_warmup():
         assert loss(LOGITS, TARGETS, progress).item() == pytest.approx(_xent_by_hand(mixed, P1), rel=1e-6)
 
 
-def test_logconf_hardening_threshold_is_the_labels_class_prior():
+def test_harden_gives_the_prior_share_to_the_most_confident_and_moves_with_the_prior():
+    # by hand: P(1) = 0.9, 0.2, 0.6, 0.4; prior 0.5 -> the two largest (0.9, 0.6) become class 1
+    p1 = torch.tensor([0.9, 0.2, 0.6, 0.4])
+    assert harden(p1, 0.5).tolist() == [[0, 1], [1, 0], [0, 1], [1, 0]]
+    assert harden(p1, 0.25)[:, 1].tolist() == [1, 0, 0, 0]
+    assert harden(p1, 0.75)[:, 1].tolist() == [1, 0, 1, 1]
     torch.manual_seed(0)
     p1 = torch.rand(200)
+    previous = None
     for prior in (0.1, 0.3, 0.5, 0.8):
         h = harden(p1, prior)
         assert h.sum(1).eq(1).all()
         assert h[:, 1].mean().item() == pytest.approx(prior, abs=1 / 200)
         # the hardened-to-1 examples are exactly the most confident class-1 predictions
         assert p1[h[:, 1].bool()].min() >= p1[~h[:, 1].bool()].max()
-    # batch mode: the prior comes from the batch's labels
-    logits = torch.stack([torch.zeros(200), torch.randn(200)], 1)
-    labels = torch.zeros(200, 2)
-    labels[:60, 1], labels[60:, 0] = 1, 1  # class-1 prior 0.3
+        # a larger prior lowers the threshold: a strict superset is hardened to class 1
+        if previous is not None:
+            assert (h[:, 1] >= previous).all() and h[:, 1].sum() > previous.sum()
+        previous = h[:, 1]
+
+
+@pytest.mark.parametrize("share", [0.3, 0.7])
+def test_logconf_batch_mode_hardens_the_labels_prior_share(share):
+    torch.manual_seed(1)
+    n = 200
+    logits = torch.stack([torch.zeros(n), torch.randn(n)], 1)
+    labels = torch.zeros(n, 2)
+    k = int(share * n)
+    labels[:k, 1], labels[k:, 0] = 1, 1  # class-1 prior = share
     loss = LOSSES["logconf"](LossConfig(name="logconf", aux_weight=1.0, warmup_frac=0.0))
-    # with aux_weight 1 the target is the hardened prediction; its class-1 share must be 0.3
-    p = torch.softmax(logits, -1)[:, 1]
-    target = harden(p, 0.3)
-    want = -(target * torch.log_softmax(logits, -1)).sum(1).mean()
-    assert loss(logits, labels, 0.5).item() == pytest.approx(want.item(), rel=1e-6)
-    assert target[:, 1].mean().item() == pytest.approx(0.3)
+    value = loss(logits, labels, 0.5)
+    hard = loss.last_hard
+    assert hard[:, 1].mean().item() == pytest.approx(share, abs=1 / n)
+    p1 = torch.softmax(logits, -1)[:, 1]
+    assert p1[hard[:, 1].bool()].min() >= p1[~hard[:, 1].bool()].max()
+    # with aux_weight 1 after warm-up the target is the hardened prediction alone
+    want = -sum(math.log(p if h else 1 - p) for p, h in zip(p1.tolist(), hard[:, 1].tolist())) / n
+    assert value.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_logconf_buffer_mode_hardens_the_buffers_prior_share():
+    torch.manual_seed(2)
+    cfg = LossConfig(name="logconf", aux_weight=1.0, warmup_frac=0.0, prior="buffer", buffer_size=100)
+    loss = make_loss(cfg)
+    logits = torch.stack([torch.zeros(50), torch.randn(50)], 1)
+    few = torch.tensor([[0.0, 1.0]] * 10 + [[1.0, 0.0]] * 40)  # prior 0.2
+    many = torch.tensor([[0.0, 1.0]] * 40 + [[1.0, 0.0]] * 10)  # prior 0.8
+    loss(logits, few, 0.5)
+    assert loss.last_hard[:, 1].mean().item() == pytest.approx(0.2, abs=1 / 50)
+    loss(logits, many, 0.5)  # buffer: the same 50 predictions twice, prior (10 + 40) / 100 = 0.5
+    assert loss.buf_p1.numel() == 100 and loss.buf_prior.mean().item() == pytest.approx(0.5)
+    assert loss.last_hard[:, 1].mean().item() == pytest.approx(0.5, abs=1 / 50)
+    batch = make_loss(LossConfig(name="logconf", aux_weight=1.0, warmup_frac=0.0))
+    batch(logits, many, 0.5)  # batch mode ignores the history: prior 0.8
+    assert batch.last_hard[:, 1].mean().item() == pytest.approx(0.8, abs=1 / 50)
 
 
 def test_logconf_buffer_carries_state_and_starts_empty():
@@ -77,13 +112,18 @@ def test_logconf_buffer_carries_state_and_starts_empty():
                                    rel=1e-6)
 
 
-def test_product_by_hand():
-    loss = make_loss(LossConfig(name="product", alpha=1.0, beta=1.0))
+@pytest.mark.parametrize("alpha, beta", [(1.0, 1.0), (0.5, 2.0)])
+def test_product_by_hand(alpha, beta):
+    loss = make_loss(LossConfig(name="product", alpha=alpha, beta=beta))
     want_targets = []
     for (t0, t1), p in zip(TARGETS.tolist(), P1):
-        a, b = (1 - p) * t0, p * t1
+        a, b = (1 - p) ** beta * t0 ** alpha, p ** beta * t1 ** alpha
         want_targets.append([a / (a + b), b / (a + b)])
     assert loss(LOGITS, TARGETS, 0.0).item() == pytest.approx(_xent_by_hand(want_targets, P1), rel=1e-6)
+    # example 0 by hand for alpha = beta = 1: p = sigmoid(2) = 0.8808, labels (0.2, 0.8)
+    if alpha == beta == 1.0:
+        a, b = 0.2 * (1 - P1[0]), 0.8 * P1[0]
+        assert want_targets[0][1] == pytest.approx(b / (a + b)) and b / (a + b) == pytest.approx(0.96727, abs=1e-5)
 
 
 def test_entropy_by_hand():
@@ -117,5 +157,47 @@ def test_every_loss_has_finite_gradients(name):
 
 def test_loss_options_are_range_checked():
     assert LossConfig().validate() == []
-    errors = LossConfig(aux_weight=1.5, warmup_frac=-0.1, radius=0.7, buffer_size=1).validate()
-    assert len(errors) == 4 and errors[0].startswith("aux_weight")
+    for name in LOSSES:
+        assert LossConfig(name=name).validate() == []
+    errors = LossConfig(aux_weight=1.5, warmup_frac=-0.1, radius=0.7, buffer_size=0, alpha=-1.0).validate()
+    assert errors == ["aux_weight: must be in [0, 1], got 1.5", "warmup_frac: must be in [0, 1], got -0.1",
+                      f"buffer_size: must be in [1, {2 ** 24}], got 0", "alpha: must be >= 0, got -1.0",
+                      "radius: must be in (0, 0.5], got 0.7"]
+    assert LossConfig(name="nope", beta=-2.0, prior="global").validate() == [
+        "name: must be one of ['entropy', 'logconf', 'product', 'window', 'xent'], got 'nope'",
+        "prior: must be 'batch' or 'buffer', got 'global'", "beta: must be >= 0, got -2.0"]
+
+
+def test_entropy_term_has_the_entropy_gradient():
+    # aux_weight 1 after warm-up: loss = mean_i H(p_i). With d = z1 - z0 and p = sigmoid(d),
+    # dH/dd = -p (1 - p) d, so dL/dz1 = -p (1 - p) d / B and dL/dz0 = +p (1 - p) d / B. (EleutherAI's detached
+    # version would give zero here.)
+    logits = LOGITS.clone().requires_grad_(True)
+    value = make_loss(LossConfig(name="entropy", aux_weight=1.0, warmup_frac=0.0))(logits, TARGETS, 0.7)
+    value.backward()
+    for (z0, z1), p, (g0, g1) in zip(LOGITS.tolist(), P1, logits.grad.tolist()):
+        want = -p * (1 - p) * (z1 - z0) / 3
+        assert g1 == pytest.approx(want, abs=1e-6) and g0 == pytest.approx(-want, abs=1e-6)
+
+
+def test_logconf_after_warmup_matches_burns_formula_on_a_random_batch():
+    # Burns et al.: threshold = quantile(preds[:, 0], mean_weak[1]); class 1 where preds[:, 0] < threshold;
+    # target = labels * (1 - coef) + hardened * coef, coef = aux_coef once step_frac > warmup_frac
+    torch.manual_seed(3)
+    logits = torch.randn(32, 2)
+    labels = torch.softmax(torch.randn(32, 2) * 2, -1)
+    preds = torch.softmax(logits, -1)
+    threshold = torch.quantile(preds[:, 0], labels.mean(0)[1])
+    hardened = torch.stack([preds[:, 0] >= threshold, preds[:, 0] < threshold], 1).float()
+    target = labels * 0.5 + hardened * 0.5
+    want = torch.nn.functional.cross_entropy(logits, target).item()
+    got = make_loss(LossConfig(name="logconf", aux_weight=0.5, warmup_frac=0.2))(logits, labels, 0.5).item()
+    assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_low_precision_logits_are_computed_in_float32():
+    logits = LOGITS.to(torch.bfloat16)  # these values are exact in bfloat16
+    for name in LOSSES:
+        value = make_loss(LossConfig(name=name, radius=0.3))(logits, TARGETS, 0.5)
+        assert value.dtype == torch.float32
+        assert value.item() == pytest.approx(make_loss(LossConfig(name=name, radius=0.3))(LOGITS, TARGETS, 0.5).item())

@@ -120,8 +120,7 @@ def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, 
                      "per_seed": per, "mean_of_seeds": float(np.mean(finite)) if finite else None,
                      "std_of_seeds": float(np.std(finite, ddof=1)) if len(finite) > 1 else None}
             if gap_ci[0] <= 0:
-                entry["reason"] = (f"ceiling - weak {kind} = {c - w:+.4f} is within noise "
-                                   f"({ci:.0%} CI of the difference includes 0): PGR would divide by ~0")
+                entry["reason"] = undefined_reason(kind, c - w, gap_ci, ci)
             else:
                 with np.errstate(divide="ignore", invalid="ignore"):  # rare resamples with a zero gap
                     pgr_b = (tb - wb) / gap_b
@@ -129,6 +128,15 @@ def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, 
                 entry["ci95"] = _interval(pgr_b, ci)
             out["pgr"][name][kind] = entry
     return out
+
+
+def undefined_reason(kind: str, gap: float, gap_ci, ci: float) -> str:
+    """Why PGR is undefined for a ceiling - weak gap whose CI does not lie above 0."""
+    if gap_ci[1] < 0:
+        return (f"ceiling - weak {kind} = {gap:+.4f}: the ceiling is below the weak model ({ci:.0%} CI of the "
+                f"difference [{gap_ci[0]:+.4f}, {gap_ci[1]:+.4f}] lies entirely below 0), so there is no gap to recover")
+    return (f"ceiling - weak {kind} = {gap:+.4f} is within noise ({ci:.0%} CI of the difference "
+            f"[{gap_ci[0]:+.4f}, {gap_ci[1]:+.4f}] includes 0): PGR would divide by ~0")
 
 
 def evaluate_predictions(y: np.ndarray, probs: dict[str, np.ndarray], weak: str, ceiling: str,
