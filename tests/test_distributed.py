@@ -122,3 +122,118 @@ def test_accelerate_configs_are_not_mistaken_for_recipes(capsys):
     assert "skip" in capsys.readouterr().out
     assert main(["run", cfg]) == 2
     assert "accelerate config, not a recipe" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 9, 61, 73, 450, 500])
+@pytest.mark.parametrize("processes", [1, 2, 3, 4, 6, 8])
+def test_padded_shards_gather_back_into_input_order(n, processes):
+    import numpy as np
+
+    from pipeline.predict import shard_rows, unpad_gathered
+
+    shards = [shard_rows(n, processes, r) for r in range(processes)]
+    padded = shards[0][1]
+    assert all(p == padded for _, p in shards)
+    assert [i for rows, _ in shards for i in rows] == list(range(n))  # contiguous, disjoint, complete
+    assert max(len(r) for r, _ in shards) - min(len(r) for r, _ in shards) <= 1
+    # what each rank computes (its rows, then repeats), concatenated in rank order as `gather` does
+    gathered = np.concatenate([list(rows) + [rows[-1] if len(rows) else 0] * (padded - len(rows))
+                               for rows, _ in shards])
+    assert unpad_gathered(gathered, n, processes).tolist() == list(range(n))
+
+
+def _launch(recipe: Path, processes: int, output_dir: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "recipes/accelerate/cpu_ddp.yaml"), "--num_processes", str(processes),
+           "--main_process_port", str(_free_port()), "-m", "pipeline", "run", str(recipe), "--no-progress",
+           f"output_dir={output_dir}"]
+    env = {**__import__("os").environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT, env=env)
+
+
+@pytest.fixture(scope="module")
+def uneven_run(tmp_path_factory, tiny_models):
+    """One-process run of a recipe whose predicted splits leave uneven shards on 3 and 4 processes
+    (n_transfer 61, n_test 73: n % P is 1 for P = 3 and 4), with a full fine-tune (dropout-free weak
+    encoder), head mode (strong decoder features), graph_smooth and selective."""
+    import shutil
+
+    from tests.conftest import make_rows
+    from transformers import AutoConfig, BertModel
+
+    tmp = tmp_path_factory.mktemp("uneven")
+    cfg = AutoConfig.from_pretrained(tiny_models["encoder"])
+    cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
+    encoder = tmp / "bert-no-dropout"
+    BertModel.from_pretrained(tiny_models["encoder"], config=cfg).save_pretrained(encoder)
+    for f in Path(tiny_models["encoder"]).iterdir():
+        if not (encoder / f.name).exists():
+            shutil.copy(f, encoder / f.name)
+    data = tmp / "reviews.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in make_rows(260, seed=3)))
+    recipe = tmp / "uneven.yaml"
+    # batch 12 divides over 3 and 4 processes and divides A (72) and selective's weak folds (48): training
+    # takes the same global batches on any process count; every predicted split is sharded unevenly
+    recipe.write_text(f"""
+name: uneven
+output_dir: {tmp / 'one'}
+data: {{path: {data}, text_field: review, label_field: sentiment, n_train_weak: 72, n_transfer: 61,
+        n_test: 73, max_length: 16}}
+weak:
+  model: {encoder}
+  mode: full
+  train: {{epochs: 2, lr: 1.0e-2, batch_size: 12, eval_batch_size: 5}}
+strong:
+  model: {tiny_models['decoder']}
+  mode: head
+  head: {{cv_folds: 3, l2_grid: [0.01, 1.0]}}
+  train: {{eval_batch_size: 7}}
+methods: [naive, {{name: graph_smooth, knn: 5}}, {{name: selective, folds: 3, self_labels: probe}}]
+evaluate: {{bootstrap: 100}}
+theory: {{enabled: false}}
+""")
+    assert main(["run", str(recipe), "--no-progress"]) == 0
+    return recipe, tmp / "one" / "uneven"
+
+
+def _close(a, b, what, tol=1e-5):
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, what
+    assert np.abs(a - b).max() < tol, f"{what}: max difference {np.abs(a - b).max():.2e}"
+
+
+@pytest.mark.parametrize("processes", [3, 4])
+def test_uneven_shards_on_3_and_4_processes_reproduce_one_process(uneven_run, processes, tmp_path):
+    import datasets
+    from safetensors.numpy import load_file
+
+    recipe, one = uneven_run
+    proc = _launch(recipe, processes, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    many = tmp_path / "uneven"
+    assert json.loads((many / "env.json").read_text())["num_processes"] == processes
+    stages = ["seed0/weak", "seed0/ceiling", "seed0/transfer/naive", "seed0/transfer/graph_smooth",
+              "seed0/transfer/selective"]
+    for stage in stages:
+        a, b = _rows(one / stage / "predictions.jsonl"), _rows(many / stage / "predictions.jsonl")
+        assert [(r["id"], r["label"]) for r in a] == [(r["id"], r["label"]) for r in b] and len(b) == 73, stage
+        _close([r["prob"] for r in a], [r["prob"] for r in b], f"{stage} test predictions")
+    a, b = (_rows(d / "seed0/weak/predictions_train_weak.jsonl") for d in (one, many))
+    _close([r["prob"] for r in a], [r["prob"] for r in b], "weak predictions on A")
+    # weak labels on B and every method's training labels
+    for stage in ["seed0/weak", *stages[2:]]:
+        la, lb = (datasets.load_from_disk(str(d / stage / "labels")) for d in (one, many))
+        assert la["id"] == lb["id"] and la["hard_label"] == lb["hard_label"], stage
+        _close(la["soft_label"], lb["soft_label"], f"{stage} labels on B")
+    # frozen features row by row (strong decoder on every split it was asked for)
+    fa, fb = sorted((one / "features").rglob("*.safetensors")), sorted((many / "features").rglob("*.safetensors"))
+    assert [p.relative_to(one) for p in fa] == [p.relative_to(many) for p in fb] and fa
+    for pa, pb in zip(fa, fb):
+        _close(load_file(str(pa))["features"], load_file(str(pb))["features"], f"features {pa.name}")
+    r1, r2 = (json.loads((d / "results.json").read_text()) for d in (one, many))
+    for key in ("weak", "ceiling"):
+        assert r1[key]["accuracy"]["value"] == r2[key]["accuracy"]["value"]
+    for key in ("naive", "graph_smooth", "selective"):
+        assert r1["methods"][key]["accuracy"]["value"] == r2["methods"][key]["accuracy"]["value"], key
