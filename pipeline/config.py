@@ -70,7 +70,8 @@ class EarlyStoppingConfig:
 class TrainConfig:
     epochs: float = _help("passes over the training split (full and lora modes)", default=2.0)
     lr: float = _help("peak learning rate of AdamW", default=5e-5)
-    batch_size: int = _help("examples per optimiser step per process, before accumulation", default=16)
+    batch_size: int = _help("examples per optimiser step over all processes (the global batch, split between "
+                            "them; a multiple of the process count), before accumulation", default=16)
     grad_accum: int = _help("gradient accumulation steps", default=1)
     warmup_ratio: float = _help("fraction of optimiser steps spent warming the learning rate up", default=0.1)
     schedule: Literal["cosine", "linear", "constant"] = _help("learning-rate schedule after warm-up",
@@ -137,8 +138,10 @@ class ModelConfig:
     compile: bool = _help("torch.compile the model before training/inference (opt-in; pays off on long GPU runs)",
                           default=False)
     dtype: Literal["float32", "bfloat16", "float16"] = _help(
-        "storage dtype of the weights: bfloat16 halves memory (the usual choice for LoRA on a large GPU model); "
-        "float32 keeps full fine-tuning exact and is the CPU default. Autocast precision is runtime.mixed_precision",
+        "storage dtype of the frozen weights: bfloat16 halves memory (the usual choice for LoRA on a large GPU "
+        "model); trainable weights (LoRA adapters, the head; every weight in full mode) always train from float32 "
+        "master copies, computed under bf16 autocast. float32 is the CPU default. Autocast precision is "
+        "runtime.mixed_precision",
         default="float32")
 
 
