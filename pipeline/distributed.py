@@ -77,7 +77,7 @@ def start_trackers(accelerator, recipe) -> None:
     """`init_trackers` with the recipe's scalar settings as hyper-parameters (no-op without trackers)."""
     if not recipe.runtime.trackers:
         return
-    from pipeline.config import to_dict
+    import dataclasses
 
     flat = {}
 
@@ -88,7 +88,7 @@ def start_trackers(accelerator, recipe) -> None:
                 walk(key + ".", v)
             elif isinstance(v, (bool, int, float, str)):
                 flat[key] = v
-    walk("", {k: v for k, v in to_dict(recipe).items() if k != "theory"})
+    walk("", {k: v for k, v in dataclasses.asdict(recipe).items() if k != "theory"})
     accelerator.init_trackers(recipe.name, config=flat)
 
 

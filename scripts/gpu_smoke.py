@@ -31,7 +31,8 @@ METHODS = {
     "selective_refine": """
   - name: naive
   - {name: selective, folds: 3, weak_folds: 2, shots: 2, prompt: "Review: {text} Sentiment:", verbalizers: [bad, good]}
-  - {name: refine, shots: 2, block_size: 16, curve_shots: [0, 2], curve_n: 20, prompt_only_n: 20, prompt: "Review: {text} Sentiment:", verbalizers: [bad, good]}""",
+  - {name: refine, shots: 2, block_size: 16, curve_shots: [0, 2], curve_n: 20, prompt_only_n: 20,
+     prompt: "Review: {text} Sentiment:", verbalizers: [bad, good]}""",
     "naive": "\n  - name: naive",
 }
 
@@ -128,8 +129,8 @@ def main() -> int:
             if ok:
                 run_dir = out / variant / label / "tiny"
                 device = json.loads((run_dir / "env.json").read_text())["device"]
-                check(f"{variant}: {label} ran on {'cuda' if cuda else 'cpu'}", device.startswith("cuda" if cuda else "cpu"),
-                      device)
+                want = "cuda" if cuda else "cpu"
+                check(f"{variant}: {label} ran on {want}", device.startswith(want), device)
                 runs[label] = predictions(run_dir)
         if "cpu" not in runs:
             continue

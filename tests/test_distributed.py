@@ -44,21 +44,24 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
-@pytest.fixture
-def no_dropout_encoder(tmp_path, tiny_models) -> str:
-    """The tiny BERT without dropout: then 2 ranks and 1 process differ only in reduction order."""
+def _dropout_free_copy(encoder: str, out: Path) -> str:
+    """The tiny BERT without dropout: then N ranks and 1 process differ only in reduction order."""
     import shutil
 
     from transformers import AutoConfig, BertModel
 
-    cfg = AutoConfig.from_pretrained(tiny_models["encoder"])
+    cfg = AutoConfig.from_pretrained(encoder)
     cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
-    out = tmp_path / "bert-no-dropout"
-    BertModel.from_pretrained(tiny_models["encoder"], config=cfg).save_pretrained(out)
-    for f in Path(tiny_models["encoder"]).iterdir():
+    BertModel.from_pretrained(encoder, config=cfg).save_pretrained(out)
+    for f in Path(encoder).iterdir():
         if not (out / f.name).exists():
             shutil.copy(f, out / f.name)
     return str(out)
+
+
+@pytest.fixture
+def no_dropout_encoder(tmp_path, tiny_models) -> str:
+    return _dropout_free_copy(tiny_models["encoder"], tmp_path / "bert-no-dropout")
 
 
 def test_two_cpu_processes_reproduce_one_process(tmp_path, tiny_models, tiny_data, no_dropout_encoder):
@@ -156,19 +159,10 @@ def uneven_run(tmp_path_factory, tiny_models):
     """One-process run of a recipe whose predicted splits leave uneven shards on 3 and 4 processes
     (n_transfer 61, n_test 73: n % P is 1 for P = 3 and 4), with a full fine-tune (dropout-free weak
     encoder), head mode (strong decoder features), graph_smooth and selective."""
-    import shutil
-
     from tests.conftest import make_rows
-    from transformers import AutoConfig, BertModel
 
     tmp = tmp_path_factory.mktemp("uneven")
-    cfg = AutoConfig.from_pretrained(tiny_models["encoder"])
-    cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
-    encoder = tmp / "bert-no-dropout"
-    BertModel.from_pretrained(tiny_models["encoder"], config=cfg).save_pretrained(encoder)
-    for f in Path(tiny_models["encoder"]).iterdir():
-        if not (encoder / f.name).exists():
-            shutil.copy(f, encoder / f.name)
+    encoder = _dropout_free_copy(tiny_models["encoder"], tmp / "bert-no-dropout")
     data = tmp / "reviews.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in make_rows(260, seed=3)))
     recipe = tmp / "uneven.yaml"

@@ -3,7 +3,6 @@ under parameter-replacing `prepare` (FSDP), decay by name on flat shards, real w
 models on FSDP ranks > 0, no_grad for in-training evaluation, fp32 master weights under bf16 storage,
 trainable-only LoRA saves, full-precision predictions."""
 
-import json
 
 import numpy as np
 import pytest

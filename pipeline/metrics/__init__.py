@@ -134,7 +134,8 @@ def undefined_reason(kind: str, gap: float, gap_ci, ci: float) -> str:
     """Why PGR is undefined for a ceiling - weak gap whose CI does not lie above 0."""
     if gap_ci[1] < 0:
         return (f"ceiling - weak {kind} = {gap:+.4f}: the ceiling is below the weak model ({ci:.0%} CI of the "
-                f"difference [{gap_ci[0]:+.4f}, {gap_ci[1]:+.4f}] lies entirely below 0), so there is no gap to recover")
+                f"difference [{gap_ci[0]:+.4f}, {gap_ci[1]:+.4f}] lies entirely below 0), so there is no gap "
+                "to recover")
     return (f"ceiling - weak {kind} = {gap:+.4f} is within noise ({ci:.0%} CI of the difference "
             f"[{gap_ci[0]:+.4f}, {gap_ci[1]:+.4f}] includes 0): PGR would divide by ~0")
 
