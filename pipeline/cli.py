@@ -1,4 +1,4 @@
-"""Command line: `w2s run | validate | report | theory | keys | models | data | methods`.
+"""Command line: `w2s run | validate | report | theory | keys | models | data | methods | tasks`.
 
 User mistakes print one clear message and exit with code 2; nothing else is caught.
 """
@@ -55,14 +55,15 @@ def _parser() -> argparse.ArgumentParser:
     mod.add_argument("aliases", nargs="*", help="aliases to prepare (default: all installed)")
     sub.add_parser("data", help="list the shipped datasets")
     sub.add_parser("methods", help="list the transfer methods")
+    sub.add_parser("tasks", help="list the task kinds")
     return p
 
 
 def _cmd_run(a) -> int:
-    from pipeline.config import load_recipe
+    from pipeline.config.loading import load_recipe
     from pipeline.runner import Runner
-
-    from pipeline.runner import STAGES
+    from pipeline.stages import STAGES
+    from pipeline.sweep import run_sweep
 
     bad = [s for s in a.force_stage if s not in STAGES]
     if bad:
@@ -72,18 +73,17 @@ def _cmd_run(a) -> int:
         os.environ["W2S_NO_PROGRESS"] = "1"
     start = time.perf_counter()
     runner = Runner(recipe, force=a.force, force_stages=a.force_stage, progress=not a.no_progress)
-    run_dir = runner.run()
+    run_dir = run_sweep(runner) if recipe.sweep.enabled else runner.run()
     runner.log(f"done in {time.perf_counter() - start:.1f} s: {run_dir}/report.md, {run_dir}/results.json")
     return 0
 
 
 def _cmd_validate(a) -> int:
-    from pipeline.config import load_recipe
-
-    bad = 0
     import yaml
 
-    from pipeline.config import is_accelerate_config
+    from pipeline.config.loading import is_accelerate_config, load_recipe
+
+    bad = 0
 
     for path in a.recipes:
         try:
@@ -102,8 +102,9 @@ def _cmd_validate(a) -> int:
 
 
 def _cmd_theory(a) -> int:
-    from pipeline.config import load_recipe
-    from pipeline.runner import Runner, atomic_write
+    from pipeline.config.loading import load_recipe
+    from pipeline.rundir import write_text
+    from pipeline.runner import Runner
     from pipeline.theory.report import markdown_section
 
     recipe_path = None
@@ -115,7 +116,7 @@ def _cmd_theory(a) -> int:
     metrics = runner.run_theory()
     report = runner.run_dir / "report.md"
     text = f"# Theory sanity check: {recipe.name}\n\n" + markdown_section(metrics, rel_dir="theory")
-    atomic_write(report, lambda p: p.write_text(text))
+    write_text(report, text)
     for p in metrics.get("predictions", []):
         state = {True: "held", False: "DID NOT HOLD", None: "not run"}[p.get("held")]
         print(f"  {p['id']:4s} {state:12s} {p.get('text', '')}")
@@ -124,7 +125,7 @@ def _cmd_theory(a) -> int:
 
 
 def _cmd_keys(a) -> int:
-    from pipeline.config import describe
+    from pipeline.config.loading import describe
 
     for key, typ, default, help_text in describe():
         if key.startswith(a.prefix):
@@ -168,6 +169,17 @@ def _cmd_methods(a) -> int:
     return 0
 
 
+def _cmd_tasks(a) -> int:
+    import importlib
+
+    from pipeline import tasks
+
+    for name, module in tasks.TASKS.items():
+        doc = importlib.import_module(module).__doc__ or ""
+        print(f"{name:14s} {doc.strip().splitlines()[0]}")
+    return 0
+
+
 def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     parser = _parser()
@@ -184,7 +196,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     handler = {"run": _cmd_run, "validate": _cmd_validate, "report": lambda a: _report(a), "theory": _cmd_theory,
-               "keys": _cmd_keys, "models": _cmd_models, "data": _cmd_data, "methods": _cmd_methods}[a.command]
+               "keys": _cmd_keys, "models": _cmd_models, "data": _cmd_data, "methods": _cmd_methods,
+               "tasks": _cmd_tasks}[a.command]
     try:
         return handler(a)
     except UserError as e:
@@ -196,7 +209,11 @@ def main(argv=None) -> int:
 
 
 def _report(a) -> int:
-    from pipeline.report import rerender
+    """`w2s report RUN_DIR`: rebuild report.md and plots of a run or a sweep from its results.json."""
+    from pipeline import sweep
+    from pipeline.stages import report
 
-    print(rerender(a.run_dir))
+    results = report.read_results(a.run_dir)
+    (sweep.render if results.get("sweep") else report.render)(results, Path(a.run_dir))
+    print(Path(a.run_dir) / "report.md")
     return 0

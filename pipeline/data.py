@@ -1,4 +1,5 @@
-"""Datasets: the registry of shipped tasks, loading user files, label mapping and the Burns split.
+"""Datasets: the registry of shipped datasets, loading user files, label mapping and the Burns split
+(the data stage, `pipeline/stages/data.py`, runs them).
 
 Split A (`train_weak`) trains the weak model on ground truth, B (`transfer`) is what the weak model
 labels, and `test` scores everything. Splits are label-balanced and fixed by `data.seed`.
@@ -151,37 +152,13 @@ def split_sizes(cfg) -> dict[str, int]:
     return {"train_weak": cfg.n_train_weak, "transfer": cfg.n_transfer, "test": cfg.n_test}
 
 
-def _fingerprint(texts: list[str], labels) -> str:
+def fingerprint(texts: list[str], labels) -> str:
+    """16 hex digits identifying a split's texts and labels (in the manifest)."""
     h = hashlib.sha256()
     for t, y in zip(texts, labels):
         h.update(t.encode())
         h.update(b"\x00%d\x01" % int(y))
     return h.hexdigest()[:16]
-
-
-def run(cfg, ctx) -> dict:
-    """Data stage: load, map labels, split A/B/test, save each split with `save_to_disk` + manifest."""
-    import datasets
-
-    texts, labels, source = load_examples(cfg.data)
-    parts = balanced_split(labels, split_sizes(cfg.data), ctx.split_seed)
-    manifest = {"source": source, "splits": {}}
-    for name, idx in parts.items():
-        split_texts = [texts[i] for i in idx]
-        split_labels = labels[idx]
-        ds = datasets.Dataset.from_dict({"id": idx.tolist(), "text": split_texts, "label": split_labels.tolist()})
-        ctx.save_dataset(ds, ctx.data_dir / name)
-        manifest["splits"][name] = {"size": len(idx), "positive_rate": float(split_labels.mean()),
-                                    "sha256_16": _fingerprint(split_texts, split_labels)}
-    sizes = ", ".join(f"{k} {v['size']}" for k, v in manifest["splits"].items())
-    manifest["summary"] = f"{cfg.data.name or cfg.data.path}: {sizes} (balanced, split seed {ctx.split_seed})"
-    return manifest
-
-
-def load_split(data_dir: Path, name: str):
-    import datasets
-
-    return datasets.load_from_disk(str(Path(data_dir) / name))
 
 
 def file_fingerprint(cfg) -> str:

@@ -6,21 +6,28 @@ sampling. Calibration shifts the log-odds so a chosen share (the weak labels' po
 demonstration blocks move a small model's label prior a lot (DESIGN.md §8).
 """
 
+import copy
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pipeline.data import DATASETS
 from pipeline.errors import UserError
 from pipeline.predict import show_progress
 
 
-def prompt_spec(recipe, template: str | None, verbalizers: list[str] | None) -> tuple[str, list[str]]:
-    """The template and verbalizers to use: the method's own, else the shipped dataset's."""
-    from pipeline.data import DATASETS
+def dataset_prompt(name: str | None) -> tuple[str | None, list[str] | None]:
+    """The shipped dataset's template and verbalizers, (None, None) for a user's file."""
+    spec = DATASETS.get(name) if name else None
+    return (spec.prompt, list(spec.verbalizers)) if spec else (None, None)
 
-    spec = DATASETS.get(recipe.data.name) if recipe.data.name else None
-    template = template or (spec.prompt if spec else None)
-    verbalizers = verbalizers or (list(spec.verbalizers) if spec else None)
+
+def prompt_spec(default: tuple, template: str | None, verbalizers: list[str] | None) -> tuple[str, list[str]]:
+    """The template and verbalizers to use: the method's own, else `default` (the dataset's)."""
+    template = template or default[0]
+    verbalizers = verbalizers or (list(default[1]) if default[1] else None)
     if template is None or verbalizers is None:
         raise UserError("prompting a causal model needs a template and two verbalizers for this dataset",
                         "set the method's `prompt` (with a {text} placeholder) and `verbalizers` "
@@ -50,7 +57,7 @@ def verbalizer_ids(tokenizer, verbalizers: list[str]) -> list[int]:
 def verbalizer_log_odds(model, tokenizer, prompts: list[str], ids: list[int], batch_size: int, accelerator,
                         max_length: int = 2048, desc: str = "prompting") -> np.ndarray:
     """log p(v1) - log p(v0) at the next token of each prompt (left-truncated to max_length tokens), each
-    prompt run whole: for prompts that share no prefix, and the reference `shared_block_log_odds` is
+    prompt run whole: for prompts that share no prefix, and the reference `Prompter.block_log_odds` is
     tested against."""
     model = model.to(accelerator.device).eval()
     side, trunc = tokenizer.padding_side, tokenizer.truncation_side
@@ -119,85 +126,117 @@ def plan_blocks(n: int, query_pool_idx: np.ndarray | None, pool_labels: np.ndarr
     return plan
 
 
-@torch.inference_mode()
-def shared_block_log_odds(model, tokenizer, template: str, verbalizers: list[str], ids: list[int],
-                          queries: list[str], query_pool_idx: np.ndarray | None, pool_texts: list[str],
-                          pool_labels: np.ndarray, k: int, block_size: int, balance: bool, seed: int,
-                          batch_size: int, accelerator, max_tokens: int = 2048,
-                          desc: str = "prompting", chat: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Verbalizer log-odds of every query, queries grouped in chunks of `block_size` that share one block of
-    k weak-labelled demonstrations; the block is encoded once and its KV cache reused for the chunk.
+@dataclass
+class DemoPool:
+    """Weak-labelled examples demonstrations are drawn from: texts, 0/1 labels, and whether a block's
+    demonstrations are label-balanced."""
 
-    With `chat`, each prompt is the user turn of the tokenizer's chat template and the verbalizer is
-    scored as the assistant's first token.
-    `query_pool_idx[i]` is query i's index in the demonstration pool (None: queries are not in the pool);
-    no chunk's block contains any of its own queries. A block too long for `max_tokens` with the chunk's
-    longest query loses demonstrations until it fits (counted in the returned stats).
-    Returns log-odds [n], block id per query [n], stats.
-    """
-    import copy
+    texts: list[str]
+    labels: np.ndarray
+    balance: bool = True
 
-    model = model.to(accelerator.device).eval()
-    n = len(queries)
-    out = np.zeros(n, dtype=np.float32)
-    block_of = np.zeros(n, dtype=np.int64)
-    stats = {"blocks": 0, "demos_dropped_for_context": 0, "prefix_tokens": 0, "query_tokens": 0}
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "right"
-    bar = tqdm(total=n, desc=desc, unit="prompt", leave=False, disable=not show_progress(accelerator))
-    try:
-        for b, (chunk, demos) in enumerate(plan_blocks(n, query_pool_idx, pool_labels, k, block_size, balance, seed)):
-            texts = [template.format(text=queries[i]) for i in chunk]
 
-            def encode(d):
-                # Tokenise each full prompt jointly (as the uncached path would) and split off the longest
-                # token prefix they all share: the KV cache covers it exactly, the rest is per query.
-                block = _demo_block(template, verbalizers, pool_texts, pool_labels, d)
-                full = tokenizer([as_chat(tokenizer, block + t) if chat else block + t for t in texts],
-                                 add_special_tokens=not chat)["input_ids"]
-                common = min(len(f) for f in full) - 1
-                for f in full[1:]:
-                    common = next((j for j in range(common) if f[j] != full[0][j]), common)
-                return full[0][:common], [f[common:] for f in full], max(len(f) for f in full)
+@dataclass
+class Prompter:
+    """A causal model ready to score prompts: the model, its tokenizer, the template with `{text}`, the two
+    verbalizers (label 0, label 1; one token each) and how to batch them."""
 
-            prefix, enc, longest = encode(demos)
-            while longest > max_tokens and len(demos):
-                demos = demos[1:]
-                stats["demos_dropped_for_context"] += 1
+    model: object
+    tokenizer: object
+    template: str
+    verbalizers: list[str]
+    accelerator: object
+    batch_size: int = 16
+    max_tokens: int = 2048
+    chat: bool = False
+    ids: list[int] = field(init=False)
+
+    def __post_init__(self):
+        self.ids = verbalizer_ids(self.tokenizer, self.verbalizers)
+
+    @torch.inference_mode()
+    def block_log_odds(self, queries: list[str], pool: DemoPool, k: int, block_size: int, seed: int,
+                       query_pool_idx: np.ndarray | None = None,
+                       desc: str = "prompting") -> tuple[np.ndarray, np.ndarray, dict]:
+        """Verbalizer log-odds of every query, queries grouped in chunks of `block_size` that share one block
+        of k demonstrations from `pool`; the block is encoded once and its KV cache reused for the chunk.
+
+        With `chat`, each prompt is the user turn of the tokenizer's chat template and the verbalizer is
+        scored as the assistant's first token.
+        `query_pool_idx[i]` is query i's index in the pool (None: queries are not in the pool); no chunk's
+        block contains any of its own queries. A block too long for `max_tokens` with the chunk's longest
+        query loses demonstrations until it fits (counted in the returned stats).
+        Returns log-odds [n], block id per query [n], stats.
+        """
+        model, tokenizer, template, verbalizers = self.model, self.tokenizer, self.template, self.verbalizers
+        ids, accelerator, batch_size, max_tokens, chat = (self.ids, self.accelerator, self.batch_size,
+                                                          self.max_tokens, self.chat)
+        pool_texts, pool_labels, balance = pool.texts, pool.labels, pool.balance
+        model = model.to(accelerator.device).eval()
+        n = len(queries)
+        out = np.zeros(n, dtype=np.float32)
+        block_of = np.zeros(n, dtype=np.int64)
+        stats = {"blocks": 0, "demos_dropped_for_context": 0, "prefix_tokens": 0, "query_tokens": 0}
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "right"
+        bar = tqdm(total=n, desc=desc, unit="prompt", leave=False, disable=not show_progress(accelerator))
+        try:
+            plan = plan_blocks(n, query_pool_idx, pool_labels, k, block_size, balance, seed)
+            for b, (chunk, demos) in enumerate(plan):
+                texts = [template.format(text=queries[i]) for i in chunk]
+
+                def encode(d):
+                    # Tokenise each full prompt jointly (as the uncached path would) and split off the longest
+                    # token prefix they all share: the KV cache covers it exactly, the rest is per query.
+                    block = _demo_block(template, verbalizers, pool_texts, pool_labels, d)
+                    full = tokenizer([as_chat(tokenizer, block + t) if chat else block + t for t in texts],
+                                     add_special_tokens=not chat)["input_ids"]
+                    common = min(len(f) for f in full) - 1
+                    for f in full[1:]:
+                        common = next((j for j in range(common) if f[j] != full[0][j]), common)
+                    return full[0][:common], [f[common:] for f in full], max(len(f) for f in full)
+
                 prefix, enc, longest = encode(demos)
-            prefix_ids = torch.tensor([prefix]) if prefix else None
-            cache = None
-            if prefix_ids is not None:
-                cache = model(prefix_ids.to(accelerator.device), use_cache=True).past_key_values
-                stats["prefix_tokens"] += prefix_ids.shape[1]
-            past, past_rows = None, 0
-            for s in range(0, len(chunk), batch_size):
-                rows = list(range(s, min(s + batch_size, len(chunk))))
-                batch = tokenizer.pad({"input_ids": [enc[r] for r in rows]}, return_tensors="pt")
-                ids_b, mask = batch["input_ids"].to(accelerator.device), batch["attention_mask"].to(accelerator.device)
-                kwargs = {}
-                if cache is not None:
-                    plen = prefix_ids.shape[1]
-                    if past is None or past_rows != len(rows):  # one expanded copy per chunk and batch size
-                        past, past_rows = copy.deepcopy(cache), len(rows)
-                        past.batch_repeat_interleave(len(rows))
-                    mask = torch.cat([torch.ones(len(rows), plen, dtype=mask.dtype, device=mask.device), mask], 1)
-                    kwargs = {"past_key_values": past,
-                              "cache_position": torch.arange(plen, plen + ids_b.shape[1], device=ids_b.device)}
-                logits = model(input_ids=ids_b, attention_mask=mask, **kwargs).logits.float()
-                if past is not None:
-                    past.crop(-ids_b.shape[1])  # drop this batch's query tokens, keep the block
-                last = batch["attention_mask"].sum(1) - 1
-                logp = torch.log_softmax(logits[torch.arange(len(rows)), last.to(logits.device)], -1)
-                out[chunk[rows]] = (logp[:, ids[1]] - logp[:, ids[0]]).cpu().numpy()
-                stats["query_tokens"] += int(batch["attention_mask"].sum())
-                bar.update(len(rows))
-            block_of[chunk] = b
-            stats["blocks"] += 1
-    finally:
-        tokenizer.padding_side = side
-        bar.close()
-    return out, block_of, stats
+                while longest > max_tokens and len(demos):
+                    demos = demos[1:]
+                    stats["demos_dropped_for_context"] += 1
+                    prefix, enc, longest = encode(demos)
+                prefix_ids = torch.tensor([prefix]) if prefix else None
+                cache = None
+                if prefix_ids is not None:
+                    cache = model(prefix_ids.to(accelerator.device), use_cache=True).past_key_values
+                    stats["prefix_tokens"] += prefix_ids.shape[1]
+                past, past_rows = None, 0
+                for s in range(0, len(chunk), batch_size):
+                    rows = list(range(s, min(s + batch_size, len(chunk))))
+                    batch = tokenizer.pad({"input_ids": [enc[r] for r in rows]}, return_tensors="pt")
+                    ids_b = batch["input_ids"].to(accelerator.device)
+                    mask = batch["attention_mask"].to(accelerator.device)
+                    kwargs = {}
+                    if cache is not None:
+                        plen = prefix_ids.shape[1]
+                        if past is None or past_rows != len(rows):  # one expanded copy per chunk and batch size
+                            past, past_rows = copy.deepcopy(cache), len(rows)
+                            past.batch_repeat_interleave(len(rows))
+                        mask = torch.cat([torch.ones(len(rows), plen, dtype=mask.dtype, device=mask.device), mask], 1)
+                        kwargs = {"past_key_values": past,
+                                  "cache_position": torch.arange(plen, plen + ids_b.shape[1], device=ids_b.device)}
+                    logits = model(input_ids=ids_b, attention_mask=mask, **kwargs).logits.float()
+                    if past is not None:
+                        past.crop(-ids_b.shape[1])  # drop this batch's query tokens, keep the block
+                    last = batch["attention_mask"].sum(1) - 1
+                    logp = torch.log_softmax(logits[torch.arange(len(rows)), last.to(logits.device)], -1)
+                    out[chunk[rows]] = (logp[:, ids[1]] - logp[:, ids[0]]).cpu().numpy()
+                    stats["query_tokens"] += int(batch["attention_mask"].sum())
+                    bar.update(len(rows))
+                block_of[chunk] = b
+                stats["blocks"] += 1
+        finally:
+            tokenizer.padding_side = side
+            bar.close()
+        return out, block_of, stats
+
+
 
 
 def calibrate(log_odds: np.ndarray, mode: str, positive_rate: float, blocks: np.ndarray | None = None,

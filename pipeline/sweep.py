@@ -18,11 +18,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from pipeline import models
-from pipeline.config import SweepConfig, to_dict
+from pipeline.config.loading import to_dict
+from pipeline.config.schema import SweepConfig
 from pipeline.errors import UserError
+from pipeline.plotting import pyplot, save
+from pipeline.preflight import preflight
+from pipeline.rundir import read_json, write_json, write_text
+from pipeline.runner import Runner, write_run_files
+from pipeline.theory.report import markdown_section
 
 
 def _slug(spec: str) -> str:
@@ -82,10 +87,9 @@ def plan(recipe) -> list[dict]:
     return pairs
 
 
-def run_sweep(runner) -> Path:
-    """Run every pair through its own Runner (sharing the accelerator and the shared stage folders)."""
-    from pipeline.runner import Runner, atomic_write, environment, preflight, write_json
-
+def run_sweep(runner: Runner) -> Path:
+    """Run every pair of `runner`'s recipe through its own Runner (sharing the accelerator and the shared
+    stage folders); `runner` runs the sweep-level theory stage and collects what the pairs computed."""
     r, acc, root = runner.recipe, runner.accelerator, runner.run_dir
     pairs = plan(r)
     pair_recipes = []
@@ -94,10 +98,7 @@ def run_sweep(runner) -> Path:
                                  theory=dataclasses.replace(r.theory, enabled=False))
         preflight(pr)
         pair_recipes.append(pr)
-    if acc.is_main_process:
-        root.mkdir(parents=True, exist_ok=True)
-        atomic_write(root / "config.yaml", lambda f: f.write_text(yaml.safe_dump(to_dict(r), sort_keys=False)))
-        write_json(root / "env.json", environment(acc))
+    write_run_files(root, r, acc)
     runner.log(f"[sweep] {len(pairs)} pairs: " + ", ".join(p["name"] for p in pairs))
     start = time.perf_counter()
     for i, (p, pr) in enumerate(zip(pairs, pair_recipes)):
@@ -120,8 +121,6 @@ def run_sweep(runner) -> Path:
 
 
 def collect(root: Path, recipe, pairs: list[dict], runner, wall: float) -> dict:
-    from pipeline.runner import read_json, write_json
-
     rows = []
     for p in pairs:
         res = read_json(root / "pairs" / p["name"] / "results.json")
@@ -155,8 +154,7 @@ def plot(results: dict, root: Path) -> str:
     """Test accuracy and PGR against strong-model size, one line per weak model, one column per method."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     methods, rows = results["methods"], results["pairs"]
     fig, axes = plt.subplots(2, len(methods), figsize=(4.2 * len(methods), 7), squeeze=False)
@@ -193,15 +191,10 @@ def plot(results: dict, root: Path) -> str:
         ax_pgr.set_ylabel("PGR")
         ax_acc.legend(fontsize=7)
     fig.suptitle(f"{results['name']}: weak-to-strong by model size", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(root / "sweep_size.png", dpi=120)
-    plt.close(fig)
-    return "sweep_size.png"
+    return save(fig, root, "sweep_size.png")
 
 
 def render(results: dict, root: Path) -> None:
-    from pipeline.runner import atomic_write
-
     image = plot(results, root)
     seeds = results["seeds"]
     lines = [f"# Weak-to-strong sweep: {results['name']}", "",
@@ -218,8 +211,5 @@ def render(results: dict, root: Path) -> None:
                      f"| {_pct(r['weak_accuracy'])} | {_pct(r['ceiling_accuracy'])} | " + " | ".join(cells) + " |")
     lines += ["", f"![size plot]({image})", "", "Per pair: `pairs/<weak>_to_<strong>/report.md`."]
     if "theory" in results:
-        from pipeline.theory.report import markdown_section
-
         lines += ["", markdown_section(results["theory"], rel_dir="theory")]
-    text = "\n".join(lines) + "\n"
-    atomic_write(root / "report.md", lambda p: p.write_text(text))
+    write_text(root / "report.md", "\n".join(lines) + "\n")

@@ -26,7 +26,7 @@ def mm_peak_flops(n: int = 2048, reps: int = 10) -> float:
 
 
 def load_texts(n: int, seed: int) -> tuple[list[str], np.ndarray]:
-    from pipeline.config import DataConfig
+    from pipeline.config.schema import DataConfig
     from pipeline.data import balanced_split, load_examples
 
     texts, labels, _ = load_examples(DataConfig(name="multiemo"))
@@ -38,9 +38,9 @@ def bench_ours(path, texts, labels, args) -> dict:
     from accelerate import Accelerator
 
     from pipeline import models
-    from pipeline.config import TrainConfig
+    from pipeline.config.schema import TrainConfig
     from pipeline.predict import predict_proba
-    from pipeline.train import finetune
+    from pipeline.train.loop import finetune
 
     torch.manual_seed(0)
     tok = models.load_tokenizer(path)

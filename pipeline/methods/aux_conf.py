@@ -8,14 +8,14 @@ disagree confidently with its supervisor instead of imitating its mistakes. Any 
 
 from dataclasses import dataclass, field
 
-from pipeline.losses import LossConfig
+from pipeline.losses import LogConfConfig, LossConfig
 from pipeline.methods import naive
 
 
 @dataclass
 class Config(naive.Config):
     name: str = "aux_conf"
-    loss: LossConfig = field(default_factory=lambda: LossConfig(name="logconf"), metadata={
+    loss: LossConfig = field(default_factory=LogConfConfig, metadata={
         "help": "loss of the strong student; default logconf (auxiliary confidence)"})
 
 

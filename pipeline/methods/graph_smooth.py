@@ -12,12 +12,14 @@ from typing import Literal
 import numpy as np
 import torch
 
-from pipeline.config import MethodConfig
+from pipeline.config.schema import MethodConfig
+from pipeline.methods.base import LabelSet
 
 
 @dataclass
-class Config(MethodConfig):
-    name: str = "graph_smooth"
+class Smoothing:
+    """Options of label propagation on the kNN graph (graph_smooth's, and selective's `smoothing`)."""
+
     knn: int = field(default=10, metadata={"help": "neighbours per node of the cosine kNN graph"})
     alpha: float = field(default=0.7, metadata={"help": "propagation weight: 0 keeps the weak labels, ->1 "
                                                          "trusts the graph"})
@@ -26,7 +28,6 @@ class Config(MethodConfig):
                 "can never flip a label)"})
     balance: bool = field(default=True, metadata={"help": "shift the smoothed log-odds so the share of class 1 "
                                                           "equals the weak hard labels' share"})
-    hard: bool = field(default=False, metadata={"help": "train on the argmax of the smoothed labels"})
 
     def validate(self) -> list[str]:
         errors = []
@@ -35,6 +36,11 @@ class Config(MethodConfig):
         if not 0 <= self.alpha < 1:
             errors.append(f"alpha: must be in [0, 1), got {self.alpha}")
         return errors
+
+
+@dataclass
+class Config(Smoothing, MethodConfig):
+    name: str = "graph_smooth"
 
 
 def knn_graph(features: np.ndarray, k: int, block: int = 1024) -> torch.Tensor:
@@ -93,16 +99,13 @@ def smooth(features: np.ndarray, soft: np.ndarray, knn: int, alpha: float, input
     return propagate(features, y0, knn, alpha, float(hard[:, 1].mean()) if balance else None)
 
 
-def build_labels(cfg: Config, ctx):
-    from pipeline.methods import LabelSet
-
-    soft = ctx.weak_soft_labels()
-    feats = ctx.features(ctx.recipe.strong, ["transfer"])["transfer"]
+def build_labels(cfg: Config, ctx) -> LabelSet:
+    soft = ctx.weak_labels
+    feats = ctx.features(["transfer"])["transfer"]
     smoothed = smooth(feats, soft, cfg.knn, cfg.alpha, cfg.inputs, cfg.balance)
-    targets = np.eye(2, dtype=np.float32)[smoothed.argmax(1)] if cfg.hard else smoothed.astype(np.float32)
     gold = ctx.labels("transfer")  # diagnostics only
     changed = smoothed.argmax(1) != soft.argmax(1)
-    return LabelSet(targets=targets, diagnostics={
+    return LabelSet(targets=smoothed, diagnostics={
         "weak_label_accuracy_before": float((soft.argmax(1) == gold).mean()),
         "label_accuracy_after_smoothing": float((smoothed.argmax(1) == gold).mean()),
         "share_flipped_by_smoothing": float(changed.mean()),

@@ -15,7 +15,12 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from pipeline.config import MethodConfig
+from pipeline import models
+from pipeline.config.schema import MethodConfig
+from pipeline.errors import UserError
+from pipeline.methods.base import LabelSet, MethodContext
+from pipeline.plotting import pyplot, save
+from pipeline.prompting import DemoPool, calibrate, dataset_prompt, prompt_spec
 
 
 @dataclass
@@ -32,7 +37,6 @@ class Config(MethodConfig):
     prompt: Optional[str] = field(default=None, metadata={"help": "template with {text}; default: the dataset's"})
     verbalizers: Optional[list[str]] = field(default=None, metadata={
         "help": "continuations for label 0 and 1, one token each; default: the dataset's"})
-    hard: bool = field(default=False, metadata={"help": "train on the argmax of the refined labels"})
     curve_shots: list[int] = field(default_factory=lambda: [0, 1, 2, 4, 8, 16], metadata={
         "help": "demonstration counts of the refinement curve (reporting only; [] skips it)"})
     curve_n: int = field(default=100, metadata={"help": "B examples scored per curve point"})
@@ -57,53 +61,38 @@ class Config(MethodConfig):
         return errors
 
 
-def refiner_of(cfg: Config, recipe) -> str:
-    return cfg.refiner or recipe.strong.model
+def refiner_of(cfg: Config, strong_model: str) -> str:
+    return cfg.refiner or strong_model
 
 
 def preflight(cfg: Config, recipe) -> str | None:
-    from pipeline import models
-    from pipeline.errors import UserError
-    from pipeline.prompting import prompt_spec
-
-    model = refiner_of(cfg, recipe)
+    model = refiner_of(cfg, recipe.strong.model)
     if cfg.refiner is not None and (problem := models.check_spec(cfg.refiner)):
         return f"refiner: {problem}"
     if models.kind(model) == "encoder":
         return (f"refine needs a causal refiner, and the strong model {model!r} is an encoder: set the method's "
                 "`refiner` to a causal model (e.g. refiner: smollm2-135m)")
     try:
-        prompt_spec(recipe, cfg.prompt, cfg.verbalizers)
+        prompt_spec(dataset_prompt(recipe.data.name), cfg.prompt, cfg.verbalizers)
     except UserError as e:
         return str(e)
     return None
 
 
-def build_labels(cfg: Config, ctx):
-    from pipeline import models
-    from pipeline.methods import LabelSet
-    from pipeline.prompting import calibrate, prompt_spec, shared_block_log_odds, verbalizer_ids
-
-    template, verbalizers = prompt_spec(ctx.recipe, cfg.prompt, cfg.verbalizers)
-    refiner = refiner_of(cfg, ctx.recipe)
-    path = models.resolve(refiner)
-    if not models.is_causal(path):
-        from pipeline.errors import UserError
-
-        raise UserError(f"refine: {refiner!r} is not a causal language model", "set the method's `refiner`")
-    tokenizer = models.load_tokenizer(path)
-    ids = verbalizer_ids(tokenizer, verbalizers)
-    model = models.load_causal_lm(path, ctx.recipe.strong if refiner == ctx.recipe.strong.model else None)
+def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
+    template, verbalizers = prompt_spec(ctx.default_prompt, cfg.prompt, cfg.verbalizers)
+    refiner = refiner_of(cfg, ctx.strong.model)
+    prompter = ctx.prompter(refiner, template, verbalizers, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
+                            chat=cfg.chat_template)
     texts_b = ctx.texts("transfer")
-    weak = ctx.weak_soft_labels()
+    weak = ctx.weak_labels
     weak_hard = weak.argmax(1)
     rate = float(weak_hard.mean())
     gold_b = ctx.labels("transfer")  # diagnostics only
+    pool = DemoPool(texts_b, weak_hard, cfg.balance_demos)
 
     def score(queries, pool_idx, k, seed, desc):
-        return shared_block_log_odds(model, tokenizer, template, verbalizers, ids, queries, pool_idx, texts_b,
-                                     weak_hard, k, cfg.block_size, cfg.balance_demos, seed, cfg.batch_size,
-                                     ctx.accelerator, cfg.max_tokens, desc, cfg.chat_template)
+        return prompter.block_log_odds(queries, pool, k, cfg.block_size, seed, pool_idx, desc)
 
     def refined(odds, blocks, own_weak):
         rates = {int(b): float(own_weak[blocks == b].mean()) for b in np.unique(blocks)}
@@ -113,7 +102,6 @@ def build_labels(cfg: Config, ctx):
     odds, blocks, stats = score(texts_b, np.arange(len(texts_b)), cfg.shots, ctx.seed, "refine: B")
     seconds = time.perf_counter() - start
     probs = refined(odds, blocks, weak_hard)
-    targets = np.eye(2, dtype=np.float32)[probs.argmax(1)] if cfg.hard else probs
 
     curve = []
     sub = np.random.default_rng(ctx.seed + 3).permutation(len(texts_b))[:min(cfg.curve_n, len(texts_b))]
@@ -131,14 +119,14 @@ def build_labels(cfg: Config, ctx):
         test_texts, test_gold = ctx.texts("test"), ctx.labels("test")
         sel = np.random.default_rng(ctx.seed + 4).permutation(len(test_texts))[:cfg.prompt_only_n]
         o, bl, _ = score([test_texts[i] for i in sel], None, cfg.shots, ctx.seed + 5, "refine: prompt-only test")
-        weak_test = ctx.weak_test_probs()[sel].argmax(1)  # the weak model's labels of these test items: no gold
+        weak_test = ctx.weak_test_probs[sel].argmax(1)  # the weak model's labels of these test items: no gold
         prompt_only = {"n": int(len(sel)), "shots": cfg.shots}
         for mode in ("none", "prior", "per_block"):
             p = refined(o, bl, weak_test) if mode == "per_block" else calibrate(o, mode, float(weak_test.mean()))
             prompt_only[f"accuracy_{mode}"] = float((p.argmax(1) == test_gold[sel]).mean())
     acc = lambda p: float((p.argmax(1) == gold_b).mean())  # noqa: E731
-    return LabelSet(targets=targets.astype(np.float32), diagnostics={
-        "refiner": refiner, "refiner_is_student": cfg.refiner is None or cfg.refiner == ctx.recipe.strong.model,
+    return LabelSet(targets=probs.astype(np.float32), diagnostics={
+        "refiner": refiner, "refiner_is_student": cfg.refiner is None or cfg.refiner == ctx.strong.model,
         "shots": cfg.shots, "calibration": cfg.calibration, "block_size": cfg.block_size,
         "chat_template": cfg.chat_template,
         "weak_label_accuracy": acc(weak), "refined_label_accuracy": acc(probs),
@@ -149,3 +137,58 @@ def build_labels(cfg: Config, ctx):
         "demos_dropped_for_context": stats["demos_dropped_for_context"],
         "refinement_curve": curve, "prompt_only_test": prompt_only,
     })
+
+
+def plots(key: str, entry: dict, run_dir) -> list[str]:
+    """Refined-label accuracy on B against the number of in-context demonstrations, per calibration."""
+    d = entry.get("diagnostics") or {}
+    curve = d.get("refinement_curve")
+    if not curve:
+        return []
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    x = [c["shots"] for c in curve]
+    for mode, color in (("per_block", "#3b75af"), ("prior", "#2ca02c"), ("none", "#999999")):
+        ax.plot(x, [c[f"accuracy_{mode}"] * 100 for c in curve], marker="o", color=color,
+                label=f"refined labels, calibration: {mode}")
+    weak = curve[0].get("weak_accuracy_same_examples", d["weak_label_accuracy"])
+    ax.axhline(weak * 100, color="#444444", linestyle=":", label="weak labels (same examples)")
+    ax.set_xscale("symlog", base=2, linthresh=1)
+    ax.set_xticks(x, [str(v) for v in x])
+    ax.set_xlabel("weak-labelled demonstrations in context (k)")
+    ax.set_ylabel(f"accuracy on {curve[0]['n']} B examples (%)")
+    ax.set_title(f"{key}: in-context refinement by {d.get('refiner')} (B's gold: reporting only)", fontsize=9)
+    ax.legend(fontsize=7)
+    return [save(fig, run_dir, f"refine_{key}.png")]
+
+
+def report_lines(key: str, entry: dict, results: dict) -> list[str]:
+    """The refinement section of report.md: curve over k, label accuracy, prompt-only baseline."""
+    d = entry.get("diagnostics") or {}
+    if "refinement_curve" not in d:
+        return []
+    student = results["ceiling"].get("model")
+    who = ("the strong student itself" if d.get("refiner_is_student")
+           else f"`{d['refiner']}`, a separate causal model (the student, `{student}`, is trained on its labels)")
+    modes = ("none", "prior", "per_block")
+    lines = ["", f"### In-context refinement: `{key}`", "",
+             f"Labels refined by {who}, {d['shots']} weak-labelled demonstrations per block of "
+             f"{d['block_size']} queries, calibration `{d['calibration']}`; scoring "
+             f"{d['scoring_examples_per_s']:.1f} examples/s ({d['scoring_tokens_per_s']:.0f} tokens/s).",
+             "", "| k | " + " | ".join(f"acc. ({m})" for m in modes) + " |", "|---|---|---|---|"]
+    for c in d["refinement_curve"]:
+        lines.append(f"| {c['shots']} | " + " | ".join(f"{c[f'accuracy_{m}'] * 100:.1f}" for m in modes) + " |")
+    same = d["refinement_curve"][0].get("weak_accuracy_same_examples") if d["refinement_curve"] else None
+    lines.append(f"| weak labels | {same * 100:.1f} on the same examples; {d['weak_label_accuracy'] * 100:.1f} "
+                 "on all of B | | |" if same is not None else
+                 f"| weak labels | {d['weak_label_accuracy'] * 100:.1f} (all of B) | | |")
+    lines.append(f"\nRefined labels on all of B: {d['refined_label_accuracy'] * 100:.1f}% "
+                 f"(uncalibrated {d['refined_label_accuracy_uncalibrated'] * 100:.1f}%) vs weak "
+                 f"{d['weak_label_accuracy'] * 100:.1f}%.")
+    po = d.get("prompt_only_test")
+    if po:
+        lines += ["", f"Prompt-only baseline (refiner with {po['shots']} weak demonstrations, no fine-tuning) on "
+                      f"{po['n']} test items: " + ", ".join(f"{m} {po.get(f'accuracy_{m}', float('nan')) * 100:.1f}%"
+                                                         for m in modes)
+                  + " (per_block uses the weak model's test labels for the shift, never gold)."]
+    return lines

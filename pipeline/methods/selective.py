@@ -9,9 +9,10 @@
    correct", trained on part of A, the weak supervisor's own labelled data (the method's only use of gold).
 3. tau on the held-out rest of A: `best_mix` takes the tau whose mixed labels (self-label where routed,
    weak label elsewhere) are most accurate there, so it routes where the self-label is likelier right than
-   the weak label; `beat_weak` the smallest tau whose routed self-labels beat the weak labels. The weak model was trained on all of A, so its own labels
-   there are in-sample (on the quickstart: 84% on held-out A against 80% on B); by default the weak model
-   is retrained on folds of A to label A out of sample (`weak_reference: crossfit`). `fixed` uses `tau`.
+   the weak label; `beat_weak` the smallest tau whose routed self-labels beat the weak labels.
+   The weak model was trained on all of A, so its own labels there are in-sample (on the quickstart: 84% on
+   held-out A against 80% on B); by default the weak model is retrained on folds of A to label A out of
+   sample (`weak_reference: crossfit`). `fixed` uses `tau`.
 4. On B: P(IK) >= tau -> self-label; else the weak label after graph smoothing (graph_smooth.py).
 B's ground truth is read only for the diagnostics.
 """
@@ -21,9 +22,15 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from pipeline.config import HeadConfig, MethodConfig
-from pipeline.methods.graph_smooth import smooth
-from pipeline.train import fit_head, head_proba
+from pipeline import models
+from pipeline.config.schema import HeadConfig, MethodConfig
+from pipeline.errors import UserError
+from pipeline.methods.base import LabelSet, MethodContext
+from pipeline.methods.graph_smooth import Smoothing, smooth
+from pipeline.metrics import auroc_rows
+from pipeline.plotting import pyplot, save
+from pipeline.prompting import DemoPool, calibrate, dataset_prompt, prompt_spec
+from pipeline.train.head import fit_head, head_proba
 
 
 @dataclass
@@ -49,14 +56,13 @@ class Config(MethodConfig):
     heldout_fraction: float = field(default=0.4, metadata={"help": "share of A held out from P(IK) training "
                                                                    "to choose tau"})
     smooth: bool = field(default=True, metadata={"help": "graph-smooth the weak labels that are kept"})
-    knn: int = field(default=10, metadata={"help": "kNN graph neighbours for the smoothing"})
-    alpha: float = field(default=0.7, metadata={"help": "label-propagation weight of the smoothing"})
+    smoothing: Smoothing = field(default_factory=Smoothing, metadata={
+        "help": "options of that smoothing (graph_smooth's: knn, alpha, inputs, balance)"})
     weak_reference: Literal["crossfit", "in_sample"] = field(default="crossfit", metadata={
         "help": "weak labels on held-out A that tau is compared against: crossfit retrains the weak model on "
                 "the other part of A (out-of-sample, costs weak_folds extra weak trainings); in_sample reuses "
                 "the weak model, which saw A (optimistic, routes less)"})
     weak_folds: int = field(default=3, metadata={"help": "folds of A for the crossfit weak reference"})
-    hard: bool = field(default=False, metadata={"help": "train on the argmax of the mixed labels"})
 
     def validate(self) -> list[str]:
         errors = []
@@ -66,10 +72,7 @@ class Config(MethodConfig):
             errors.append(f"tau: a probability threshold must be in [0, 1], got {self.tau}")
         if not 0 < self.heldout_fraction < 1:
             errors.append(f"heldout_fraction: must be in (0, 1), got {self.heldout_fraction}")
-        if self.knn < 1:
-            errors.append(f"knn: must be at least 1, got {self.knn}")
-        if not 0 <= self.alpha < 1:
-            errors.append(f"alpha: must be in [0, 1), got {self.alpha}")
+        errors += [f"smoothing.{e}" for e in self.smoothing.validate()]
         if self.shots < 0:
             errors.append(f"shots: must be >= 0, got {self.shots}")
         if self.weak_folds < 2:
@@ -89,70 +92,53 @@ def cross_fit_self_labels(features: np.ndarray, weak: np.ndarray, folds: int, he
 
 
 def uses_prompting(cfg: Config, strong_model: str) -> bool:
-    from pipeline import models
-
     return cfg.self_labels == "prompt" or (cfg.self_labels == "auto" and models.kind(strong_model) == "causal")
 
 
 def preflight(cfg: Config, recipe) -> str | None:
     """Config problems that need the recipe as a whole (called before anything runs)."""
-    from pipeline import models
-    from pipeline.errors import UserError
-    from pipeline.prompting import prompt_spec
-
     if cfg.self_labels == "prompt" and models.kind(recipe.strong.model) == "encoder":
         return f"self_labels: prompt needs a causal strong model; {recipe.strong.model!r} is an encoder (use probe)"
     if uses_prompting(cfg, recipe.strong.model):
         try:
-            prompt_spec(recipe, cfg.prompt, cfg.verbalizers)
+            prompt_spec(dataset_prompt(recipe.data.name), cfg.prompt, cfg.verbalizers)
         except UserError as e:
             return str(e)
     return None
 
 
-def prompt_self_labels(cfg: Config, ctx, weak_b_hard: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+def prompt_self_labels(cfg: Config, ctx: MethodContext, weak_b_hard: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     """Few-shot self-labels of the causal strong model on B (demos from the rest of B) and on A (demos from
     B): queries share a KV-cached demonstration block per `block_size`, calibrated per block to the weak
     labels' positive rate (A's queries use B's overall rate: their weak labels would be in-sample)."""
-    from pipeline import models
-    from pipeline.prompting import calibrate, prompt_spec, shared_block_log_odds, verbalizer_ids
-
-    template, verbalizers = prompt_spec(ctx.recipe, cfg.prompt, cfg.verbalizers)
-    path = models.resolve(ctx.recipe.strong.model)
-    tokenizer = models.load_tokenizer(path)
-    ids = verbalizer_ids(tokenizer, verbalizers)
-    model = models.load_causal_lm(path, ctx.recipe.strong)
+    template, verbalizers = prompt_spec(ctx.default_prompt, cfg.prompt, cfg.verbalizers)
+    prompter = ctx.prompter(ctx.strong.model, template, verbalizers, batch_size=cfg.prompt_batch_size)
     texts_b = ctx.texts("transfer")
     labels = weak_b_hard.argmax(1)
     rate = float(labels.mean())
+    pool = DemoPool(texts_b, labels, balance=True)
     out = {}
     for split, pool_idx in (("transfer", np.arange(len(texts_b))), ("train_weak", None)):
-        odds, blocks, _ = shared_block_log_odds(
-            model, tokenizer, template, verbalizers, ids, ctx.texts(split), pool_idx, texts_b, labels, cfg.shots,
-            cfg.block_size, True, ctx.seed, cfg.prompt_batch_size, ctx.accelerator, desc=f"selective: prompt {split}")
+        odds, blocks, _ = prompter.block_log_odds(ctx.texts(split), pool, cfg.shots, cfg.block_size, ctx.seed,
+                                                  pool_idx, desc=f"selective: prompt {split}")
         if split == "transfer":
             rates = {int(b): float(labels[blocks == b].mean()) for b in np.unique(blocks)}
             out[split] = calibrate(odds, "per_block", rate, blocks, rates)
         else:
             out[split] = calibrate(odds, "prior", rate)
-    del model
+    del prompter
     return out["transfer"], out["train_weak"], {"self_labels": f"prompt ({cfg.shots}-shot, weak-labelled "
                                                                f"demonstrations from B, calibrated)"}
 
 
-def crossfit_weak_on_a(ctx, folds: int) -> np.ndarray:
+def crossfit_weak_on_a(ctx: MethodContext, folds: int) -> np.ndarray:
     """Out-of-sample weak P(class) on A: the weak recipe retrained on the other folds of A, per fold."""
-    from pipeline.stages import fit_and_predict
-
-    gold = ctx.labels("train_weak")
-    out = np.zeros((len(gold), 2), dtype=np.float32)
-    parts = np.array_split(np.random.default_rng(ctx.seed + 2).permutation(len(gold)), folds)
+    n = len(ctx.labels("train_weak"))
+    out = np.zeros((n, 2), dtype=np.float32)
+    parts = np.array_split(np.random.default_rng(ctx.seed + 2).permutation(n), folds)
     for k, held in enumerate(parts):
         fit = np.concatenate([p for j, p in enumerate(parts) if j != k])
-        probs, _ = fit_and_predict(ctx.recipe.weak, "train_weak", np.eye(2, dtype=np.float32)[gold[fit]],
-                                   ["train_weak"], ctx, None, f"selective: weak fold {k + 1}/{folds}",
-                                   train_idx=fit, predict_idx={"train_weak": held})
-        out[held] = probs["train_weak"]
+        out[held] = ctx.fit_weak(fit, held, f"selective: weak fold {k + 1}/{folds}")
     return out
 
 
@@ -181,14 +167,11 @@ def choose_tau(pik: np.ndarray, self_correct: np.ndarray, weak_correct: np.ndarr
     return {"tau": best, "curve": curve[::-1]}
 
 
-def build_labels(cfg: Config, ctx):
-    from pipeline.methods import LabelSet
-    from pipeline.metrics import auroc_rows
-
-    strong = ctx.recipe.strong
-    feats = ctx.features(strong, ["train_weak", "transfer"])
+def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
+    strong = ctx.strong
+    feats = ctx.features(["train_weak", "transfer"])
     fa, fb = feats["train_weak"], feats["transfer"]
-    weak_b = ctx.weak_soft_labels()
+    weak_b = ctx.weak_labels
     weak_b_hard = np.eye(2, dtype=np.float32)[weak_b.argmax(1)]
     gold_a = ctx.labels("train_weak")
 
@@ -220,16 +203,16 @@ def build_labels(cfg: Config, ctx):
     pik_auroc = float(auroc_rows(pik_a[held], correct_a[held])[0]) if len(np.unique(correct_a[held])) == 2 else None
 
     # 3. tau on held-out A, against weak labels of A that the weak model did not train on
-    weak_a = crossfit_weak_on_a(ctx, cfg.weak_folds) if cfg.weak_reference == "crossfit" else ctx.weak_train_probs()
+    weak_a = crossfit_weak_on_a(ctx, cfg.weak_folds) if cfg.weak_reference == "crossfit" else ctx.weak_train_probs
     choice = choose_tau(pik_a[held], correct_a[held].astype(bool), weak_a[held].argmax(1) == gold_a[held],
                         cfg.min_routed, cfg.tau_rule)
     tau = cfg.tau if cfg.tau_rule == "fixed" else choice["tau"]
 
     # 4. mix on B
-    kept = smooth(fb, weak_b, cfg.knn, cfg.alpha) if cfg.smooth else weak_b
+    sm = cfg.smoothing
+    kept = smooth(fb, weak_b, sm.knn, sm.alpha, sm.inputs, sm.balance) if cfg.smooth else weak_b
     routed = pik_b >= tau if tau is not None else np.zeros(len(fb), dtype=bool)
     mixed = np.where(routed[:, None], self_b, kept).astype(np.float32)
-    targets = np.eye(2, dtype=np.float32)[mixed.argmax(1)] if cfg.hard else mixed
 
     gold_b = ctx.labels("transfer")  # diagnostics only
 
@@ -238,7 +221,7 @@ def build_labels(cfg: Config, ctx):
         return float((p[m].argmax(1) == gold_b[m]).mean()) if m.any() else None
 
     disagree = self_b.argmax(1) != weak_b.argmax(1)
-    return LabelSet(targets=targets, diagnostics={
+    return LabelSet(targets=mixed, diagnostics={
         **how, "tau": tau, "tau_rule": cfg.tau_rule,
         "routed_share": float(routed.mean()),
         "routed_share_where_self_and_weak_disagree": float(routed[disagree].mean()) if disagree.any() else None,
@@ -261,3 +244,25 @@ def build_labels(cfg: Config, ctx):
              "self_acc": acc(self_b, pik_b >= c["tau"]), "weak_acc": acc(weak_b, pik_b >= c["tau"])}
             for c in choice["curve"][:: max(1, len(choice["curve"]) // 40)]],
     })
+
+
+def plots(key: str, entry: dict, run_dir) -> list[str]:
+    """Routed share and label accuracy against the P(IK) threshold (report.md)."""
+    d = entry.get("diagnostics") or {}
+    curve = d.get("tau_curve_B")
+    if not curve:
+        return []
+    plt = pyplot()
+    tau = [c["tau"] for c in curve]
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    ax.plot(tau, [c["routed_share"] for c in curve], color="#444444", label="share of B routed to self-labels")
+    for name, color in (("self_acc", "#3b75af"), ("weak_acc", "#888888")):
+        ax.plot(tau, [c[name] if c[name] is not None else np.nan for c in curve], color=color,
+                label=f"{'self' if name == 'self_acc' else 'weak'}-label accuracy on the routed part")
+    if d.get("tau") is not None:
+        ax.axvline(d["tau"], color="#d62728", linestyle="--", label=f"chosen tau = {d['tau']:.3f}")
+    ax.set_xlabel("P(IK) threshold tau")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{key}: routing on B (accuracies use B's gold, for reporting only)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    return [save(fig, run_dir, f"selective_{key}.png")]

@@ -1,6 +1,7 @@
-"""Report stage: stage outputs -> results.json -> report.md + PNG plots.
+"""Report stage: stage outputs -> results.json -> report.md + PNG plots. Runs every time (not cached).
 
-`render` reads results.json only, so `w2s report RUN_DIR` re-renders a finished run.
+`render` reads results.json only, so `w2s report RUN_DIR` re-renders a finished run. A method adds its
+own section and plots through its module's `report_lines` / `plots` hooks.
 """
 
 import json
@@ -8,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.runner import read_json, write_json
-
-
-def _stage_json(path: Path) -> dict:
-    return read_json(path) if path.exists() else {}
+from pipeline.config.loading import to_dict
+from pipeline.errors import UserError
+from pipeline.methods import METHODS
+from pipeline.plotting import pyplot, save
+from pipeline.rundir import RunDir, read_json, read_json_if_exists, write_json, write_text
+from pipeline.stages.base import Job, Stage, once
+from pipeline.theory.report import markdown_section
 
 
 def _model_selection(recipe) -> str:
@@ -27,17 +30,14 @@ def _model_selection(recipe) -> str:
     return text + ", scored against the stage's own training labels (weak labels for transfers)"
 
 
-def collect(run_dir: Path, recipe, timings: dict, roots: dict | None = None) -> dict:
+def collect(run: RunDir, recipe, timings: dict) -> dict:
     """Assemble results.json from the stages' metrics.json files (pooled over seeds; per-seed detail kept)."""
-    from pipeline.config import to_dict
-    from pipeline.runner import Context
-
+    run_dir = run.root
     ev = read_json(run_dir / "evaluate" / "metrics.json")
     seeds = ev.get("seeds", [recipe.seed])
 
     def stage(seed: int, name: str, sub: str | None = None) -> dict:
-        ctx = Context(recipe, run_dir, None, seed, roots)
-        return _stage_json(ctx.stage_dir(name, sub, create=False) / "metrics.json")
+        return read_json_if_exists(run.stage_dir(name, seed, sub) / "metrics.json")
 
     def model_entry(name: str, stages: dict, keep: tuple) -> dict:
         entry = {k: ev["models"][name][k] for k in ("accuracy", "auroc")}
@@ -66,7 +66,7 @@ def collect(run_dir: Path, recipe, timings: dict, roots: dict | None = None) -> 
         and recipe.strong.train.early_stopping.select_on == "gold",
         "stages": timings,
         "config": to_dict(recipe),
-        "env": {**_stage_json(run_dir / "env.json"), "seeds": seeds, "data_seed": recipe.data.seed,
+        "env": {**read_json_if_exists(run_dir / "env.json"), "seeds": seeds, "data_seed": recipe.data.seed,
                 "vary_split": recipe.data.vary_split,
                 "stage_wall_time_s": {k: v.get("wall_time_s") for k, v in timings.items()}},
     }
@@ -103,11 +103,7 @@ def _rows(results: dict) -> list[tuple[str, dict]]:
 
 
 def plot(results: dict, run_dir: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = _rows(results)
     seeds = results.get("seeds") or [0]
     colors = ["#888888"] + ["#3b75af"] * (len(rows) - 2) + ["#2ca02c"]
@@ -138,113 +134,11 @@ def plot(results: dict, run_dir: Path) -> list[str]:
         ax.set_title(f"{title}, {over}{int(results['ci_level'] * 100)}% bootstrap CI (n={results['n_test']})",
                      fontsize=9)
     fig.suptitle(f"{results['name']}: weak → strong", fontsize=11)
-    return [_save(fig, run_dir, "accuracy.png")]
+    return [save(fig, run_dir, "accuracy.png")]
 
 
 def _short(v):
     return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
-def _save(fig, run_dir: Path, name: str) -> str:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(run_dir / name, dpi=120)
-    plt.close(fig)
-    return name
-
-
-def plot_selective(results: dict, run_dir: Path) -> list[str]:
-    """Routed share and label accuracy against the P(IK) threshold, for each selective method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    for key, r in results["methods"].items():
-        curve = (r.get("diagnostics") or {}).get("tau_curve_B")
-        if not curve:
-            continue
-        d = r["diagnostics"]
-        tau = [c["tau"] for c in curve]
-        fig, ax = plt.subplots(figsize=(6.4, 4))
-        ax.plot(tau, [c["routed_share"] for c in curve], color="#444444", label="share of B routed to self-labels")
-        for name, color in (("self_acc", "#3b75af"), ("weak_acc", "#888888")):
-            ax.plot(tau, [c[name] if c[name] is not None else np.nan for c in curve], color=color,
-                    label=f"{'self' if name == 'self_acc' else 'weak'}-label accuracy on the routed part")
-        if d.get("tau") is not None:
-            ax.axvline(d["tau"], color="#d62728", linestyle="--", label=f"chosen tau = {d['tau']:.3f}")
-        ax.set_xlabel("P(IK) threshold tau")
-        ax.set_ylim(0, 1.02)
-        ax.set_title(f"{key}: routing on B (accuracies use B's gold, for reporting only)", fontsize=9)
-        ax.legend(fontsize=7, loc="lower left")
-        written.append(_save(fig, run_dir, f"selective_{key}.png"))
-    return written
-
-
-def plot_refine(results: dict, run_dir: Path) -> list[str]:
-    """Refined-label accuracy on B against the number of in-context demonstrations, per calibration."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    for key, r in results["methods"].items():
-        d = r.get("diagnostics") or {}
-        curve = d.get("refinement_curve")
-        if not curve:
-            continue
-        fig, ax = plt.subplots(figsize=(6.4, 4))
-        x = [c["shots"] for c in curve]
-        for mode, color in (("per_block", "#3b75af"), ("prior", "#2ca02c"), ("none", "#999999")):
-            ax.plot(x, [c[f"accuracy_{mode}"] * 100 for c in curve], marker="o", color=color,
-                    label=f"refined labels, calibration: {mode}")
-        weak = curve[0].get("weak_accuracy_same_examples", d["weak_label_accuracy"])
-        ax.axhline(weak * 100, color="#444444", linestyle=":", label="weak labels (same examples)")
-        ax.set_xscale("symlog", base=2, linthresh=1)
-        ax.set_xticks(x, [str(v) for v in x])
-        ax.set_xlabel("weak-labelled demonstrations in context (k)")
-        ax.set_ylabel(f"accuracy on {curve[0]['n']} B examples (%)")
-        ax.set_title(f"{key}: in-context refinement by {d.get('refiner')} (B's gold: reporting only)", fontsize=9)
-        ax.legend(fontsize=7)
-        written.append(_save(fig, run_dir, f"refine_{key}.png"))
-    return written
-
-
-def _refine_section(results: dict) -> list[str]:
-    lines = []
-    for key, r in results["methods"].items():
-        d = r.get("diagnostics") or {}
-        if "refinement_curve" not in d:
-            continue
-        student = results["ceiling"].get("model")
-        who = ("the strong student itself" if d.get("refiner_is_student")
-               else f"`{d['refiner']}`, a separate causal model (the student, `{student}`, is trained on its labels)")
-        lines += ["", f"### In-context refinement: `{key}`", "",
-                  f"Labels refined by {who}, {d['shots']} weak-labelled demonstrations per block of "
-                  f"{d['block_size']} queries, calibration `{d['calibration']}`; scoring "
-                  f"{d['scoring_examples_per_s']:.1f} examples/s ({d['scoring_tokens_per_s']:.0f} tokens/s).",
-                  "", "| k | " + " | ".join(f"acc. ({m})" for m in ("none", "prior", "per_block")) + " |",
-                  "|---|---|---|---|"]
-        for c in d["refinement_curve"]:
-            lines.append(f"| {c['shots']} | " + " | ".join(f"{c[f'accuracy_{m}'] * 100:.1f}"
-                                                         for m in ("none", "prior", "per_block")) + " |")
-        same = d["refinement_curve"][0].get("weak_accuracy_same_examples") if d["refinement_curve"] else None
-        lines.append(f"| weak labels | {same * 100:.1f} on the same examples; {d['weak_label_accuracy'] * 100:.1f} "
-                     "on all of B | | |" if same is not None else
-                     f"| weak labels | {d['weak_label_accuracy'] * 100:.1f} (all of B) | | |")
-        lines.append(f"\nRefined labels on all of B: {d['refined_label_accuracy'] * 100:.1f}% "
-                     f"(uncalibrated {d['refined_label_accuracy_uncalibrated'] * 100:.1f}%) vs weak "
-                     f"{d['weak_label_accuracy'] * 100:.1f}%.")
-        po = d.get("prompt_only_test")
-        if po:
-            lines += ["", f"Prompt-only baseline (refiner with {po['shots']} weak demonstrations, no fine-tuning) on "
-                          f"{po['n']} test items: " + ", ".join(f"{m} {po.get(f'accuracy_{m}', float('nan')) * 100:.1f}%"
-                                                             for m in ("none", "prior", "per_block"))
-                      + " (per_block uses the weak model's test labels for the shift, never gold)."]
-    return lines
 
 
 def _std(entry: dict, scale: float) -> str:
@@ -349,12 +243,13 @@ def markdown(results: dict, images: list[str]) -> str:
                          f"best {es['metric']} {es.get('best_' + es['metric'], float('nan')):.4f} at step "
                          f"{es['best_step']}{', stopped early' if es.get('stopped_early') else ''}")
         lines += [f"  - {k.replace('_', ' ')}: {_short(v)}" for k, v in scalars.items()]
-    lines += _refine_section(results)
+    for key, r in results["methods"].items():
+        hook = getattr(METHODS.get(r.get("method")), "report_lines", None)
+        if hook:
+            lines += hook(key, r, results)
     lines += ["", f"Model selection: {results['model_selection']}.", ""]
     lines += [f"![{img[:-4]}]({img})" for img in images]
     if "theory" in results:
-        from pipeline.theory.report import markdown_section
-
         lines += ["", markdown_section(results["theory"], rel_dir="theory")]
     lines += ["", "## Run", "", "| stage | wall time (s) | this invocation |", "|---|---|---|"]
     for stage, t in results["stages"].items():
@@ -371,28 +266,31 @@ def markdown(results: dict, images: list[str]) -> str:
 
 
 def render(results: dict, run_dir: Path) -> None:
-    from pipeline.runner import atomic_write
+    images = plot(results, run_dir)
+    for key, r in results["methods"].items():
+        hook = getattr(METHODS.get(r.get("method")), "plots", None)
+        if hook:
+            images += hook(key, r, run_dir)
+    write_text(run_dir / "report.md", markdown(results, images))
 
-    images = plot(results, run_dir) + plot_selective(results, run_dir) + plot_refine(results, run_dir)
-    text = markdown(results, images)
-    atomic_write(run_dir / "report.md", lambda p: p.write_text(text))
 
-
-def rerender(run_dir: Path) -> Path:
-    """`w2s report RUN_DIR`: rebuild report.md and plots from results.json."""
-    from pipeline.errors import UserError
-
+def read_results(run_dir: Path) -> dict:
+    """A finished run's results.json (`w2s report`), or a UserError saying what is missing."""
     path = Path(run_dir) / "results.json"
     if not path.exists():
         raise UserError(f"{path} not found", "pass a finished run directory, e.g. runs/quickstart")
     try:
-        results = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e})") from None
-    if results.get("sweep"):
-        from pipeline import sweep
 
-        sweep.render(results, Path(run_dir))
-    else:
-        render(results, Path(run_dir))
-    return Path(run_dir) / "report.md"
+
+def run(job: Job) -> dict:
+    if job.is_main:
+        results = collect(job.run, job.recipe, job.timings)
+        render(results, job.run.root)
+    return {"summary": str(job.run.root / "report.md")}
+
+
+STAGE = Stage(name="report", inputs=("evaluate", "theory"), units=once, key=lambda r, u: [],
+              folder=lambda run, unit: run.root, run=run, cached=False)

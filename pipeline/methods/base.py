@@ -1,0 +1,56 @@
+"""What a transfer method sees and returns.
+
+A method is a module with a `Config` (a `MethodConfig` subclass) and `build_labels(cfg, ctx) -> LabelSet`,
+where `ctx` is a `MethodContext`: the splits, the weak model's outputs, the strong model's frozen
+features and two callables (train the weak recipe on rows of A; load a causal model as a `Prompter`).
+Nothing else of the run: a method can be unit-tested with a context built from arrays. Optional hooks:
+`preflight(cfg, recipe)` (checks that need the whole recipe), `report_lines(key, entry, results)` and
+`plots(key, entry, run_dir)` (its section of report.md, read from results.json).
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from pipeline.tasks.base import Split
+
+__all__ = ["LabelSet", "MethodContext", "Split"]
+
+
+@dataclass
+class LabelSet:
+    """What the strong model is trained on for split B: target distributions [n, 2] and diagnostics.
+    Methods return probabilities; the transfer stage turns them one-hot when the method's `hard` is set."""
+
+    targets: np.ndarray
+    diagnostics: dict = field(default_factory=dict)
+
+
+@dataclass
+class MethodContext:
+    """The inputs of one method on one training seed.
+
+    Gold labels: A's (`splits['train_weak'].labels`) are the weak supervisor's own training data and may
+    be used; B's and the test split's are for diagnostics only and must never shape the labels.
+    """
+
+    seed: int
+    splits: dict[str, Split]
+    weak_labels: np.ndarray  # the weak model's P(class) on B, [n, 2]: the supervision
+    weak_train_probs: np.ndarray  # its in-sample P(class) on A (it trained there)
+    weak_test_probs: np.ndarray  # its P(class) on the test split (its predictions, no gold)
+    strong: object  # the student's ModelConfig: model spec, head settings for probes
+    features: Callable[[list[str]], dict[str, np.ndarray]]  # frozen strong-model features per split
+    # fit_weak(train_rows, predict_rows, desc) -> P(class) [len(predict_rows), 2]: the weak recipe retrained
+    # on A's gold labels of train_rows, predicting the other rows of A (cross-fitting)
+    fit_weak: Callable[[np.ndarray, np.ndarray, str], np.ndarray]
+    # prompter(model spec, template, verbalizers, batch_size=, max_tokens=, chat=) -> prompting.Prompter
+    prompter: Callable[..., object]
+    default_prompt: tuple[Optional[str], Optional[list[str]]] = (None, None)  # the dataset's template, verbalizers
+
+    def texts(self, split: str) -> list[str]:
+        return self.splits[split].texts
+
+    def labels(self, split: str) -> np.ndarray:
+        return self.splits[split].labels

@@ -1,0 +1,45 @@
+"""Data stage: load the source, map labels, draw the A / B / test split, save each split (`datasets` on
+disk) and a manifest. Once per run, or once per training seed with `data.vary_split`."""
+
+from pipeline import data, rundir, tasks
+from pipeline.stages.base import Job, Stage, Unit, once, per_seed
+
+
+def split_seed(recipe, seed) -> int:
+    return recipe.data.seed + (seed if recipe.data.vary_split else 0)
+
+
+def units(recipe) -> list[Unit]:
+    return per_seed(recipe) if recipe.data.vary_split else once(recipe)
+
+
+def key(recipe, unit: Unit) -> list:
+    # the file's identity (path, size, mtime) as well as the settings: an edited file is a new split
+    parts = [rundir.as_data(recipe.data), data.file_fingerprint(recipe.data), recipe.task]
+    return parts + ([split_seed(recipe, unit.seed)] if recipe.data.vary_split else [])
+
+
+def run(job: Job) -> dict:
+    r = job.recipe
+    task = tasks.get(r.task)
+    seed = split_seed(r, job.unit.seed)
+    texts, labels, source = task.load(r.data)
+    parts = task.split(labels, data.split_sizes(r.data), seed)
+    manifest = {"source": source, "splits": {}}
+    for name, idx in parts.items():
+        split_texts = [texts[i] for i in idx]
+        split_labels = labels[idx]
+        if job.is_main:
+            import datasets
+
+            ds = datasets.Dataset.from_dict({"id": idx.tolist(), "text": split_texts, "label": split_labels.tolist()})
+            rundir.atomic_write(job.folder / name, lambda p, ds=ds: ds.save_to_disk(str(p)))
+        manifest["splits"][name] = {"size": len(idx), "positive_rate": float(split_labels.mean()),
+                                    "sha256_16": data.fingerprint(split_texts, split_labels)}
+    sizes = ", ".join(f"{k} {v['size']}" for k, v in manifest["splits"].items())
+    manifest["summary"] = f"{r.data.name or r.data.path}: {sizes} (balanced, split seed {seed})"
+    return manifest
+
+
+STAGE = Stage(name="data", inputs=(), units=units, key=key,
+              folder=lambda run, unit: run.data_dir(unit.seed), run=run)

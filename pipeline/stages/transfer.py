@@ -1,0 +1,75 @@
+"""Transfer stage, once per method and seed: the method builds labels for B from the weak model's
+(and whatever else its `MethodContext` offers), `hard` turns them one-hot, and the strong model is
+trained on them with the method's loss."""
+
+import numpy as np
+
+from pipeline import models, rundir, tasks
+from pipeline.errors import UserError
+from pipeline.methods import METHODS
+from pipeline.methods.base import MethodContext
+from pipeline.prompting import Prompter, dataset_prompt
+from pipeline.stages.base import Job, SeedInputs, Stage, Unit
+from pipeline.tasks.base import Fit
+
+SPLITS = ("train_weak", "transfer", "test")
+
+
+def units(recipe) -> list[Unit]:
+    return [Unit(seed=s, method=m.key) for s in recipe.seed_list for m in recipe.methods
+            if m.seeds is None or s in m.seeds]
+
+
+def method_context(job: Job, inp: SeedInputs, task) -> MethodContext:
+    """What a method sees of the run: splits, weak outputs, strong features, two callables."""
+    r = job.recipe
+
+    def fit_weak(train_rows, predict_rows, desc):
+        gold = inp.labels("train_weak")
+        fit = Fit(r.weak, "train_weak", task.gold_targets(gold[train_rows]), desc, rows=train_rows)
+        return task.fit_and_predict(fit, inp, {"train_weak": predict_rows})[0]["train_weak"]
+
+    def prompter(spec, template, verbalizers, **batching):
+        path = models.resolve(spec)
+        if not models.is_causal(path):
+            raise UserError(f"{spec!r} is not a causal language model; prompting needs one",
+                            "set the method's `refiner` (or use a causal strong model)")
+        tokenizer = models.load_tokenizer(path)
+        model = models.load_causal_lm(path, r.strong if spec == r.strong.model else None)
+        return Prompter(model, tokenizer, template, verbalizers, job.accelerator, **batching)
+
+    return MethodContext(
+        seed=inp.seed, splits={s: inp.examples(s) for s in SPLITS},
+        weak_labels=inp.weak_soft_labels(), weak_train_probs=inp.weak_train_probs(),
+        weak_test_probs=inp.weak_test_probs(), strong=r.strong,
+        features=lambda splits: inp.features(r.strong, splits), fit_weak=fit_weak, prompter=prompter,
+        default_prompt=dataset_prompt(r.data.name))
+
+
+def run(job: Job) -> dict:
+    r, out, m, inp = job.recipe, job.folder, job.method, job.inputs()
+    task = tasks.get(r.task)
+    labels = METHODS[m.name].build_labels(m, method_context(job, inp, task))
+    targets = task.harden(labels.targets) if m.hard else np.asarray(labels.targets, dtype=np.float32)
+    gold = inp.labels("transfer")
+    label_acc = task.accuracy(targets, gold)  # diagnostics only: B's gold never trains the student
+    if job.is_main:
+        task.save_labels(out / "labels", inp.examples("transfer"), targets)
+    fit = Fit(r.strong, "transfer", targets, f"transfer/{m.key}", loss=m.loss, out_dir=out)
+    probs, info = task.fit_and_predict(fit, inp, {"test": None})
+    if job.is_main:
+        task.write_predictions(out / "predictions.jsonl", inp.ids("test"), inp.labels("test"), probs["test"])
+    acc = task.accuracy(probs["test"], inp.labels("test"))
+    return {**info, "method": m.name, "model": r.strong.model, "test_accuracy": acc,
+            "label_accuracy": label_acc, "diagnostics": labels.diagnostics,
+            "summary": f"{m.key}: labels on B acc {label_acc:.3f}, strong test acc {acc:.3f}"}
+
+
+def key(recipe, unit: Unit) -> list:
+    method = next(m for m in recipe.methods if m.key == unit.method)
+    return [rundir.as_data(method), rundir.as_data(recipe.strong)]
+
+
+STAGE = Stage(name="transfer", inputs=("data", "weak"), units=units, key=key,
+              folder=lambda run, unit: run.stage_dir("transfer", unit.seed, unit.method), run=run,
+              runs_models=True)

@@ -1,0 +1,2 @@
+"""Training: `loop` (fine-tuning on accelerate), `head` (linear head on frozen features),
+`early_stopping` (best-checkpoint selection both use)."""

@@ -1,0 +1,174 @@
+"""The one fine-tuning loop (on accelerate), used by weak, ceiling and every transfer method in full
+and lora modes: length-grouped batches, AdamW over the prepared model, warm-up + schedule, clipping,
+early stopping on a held-out slice.
+"""
+
+import math
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import DataCollatorWithPadding, get_scheduler
+
+from pipeline.distributed import compute_precision, sharded, upcast_trainable
+from pipeline.losses import LossConfig, make_loss
+from pipeline.predict import predict_proba, show_progress
+from pipeline.train.early_stopping import BestCheckpoint
+
+
+class LengthGroupedBatches:
+    """Shuffled batches of similar-length examples (less padding); a new order each epoch, fixed by seed.
+
+    Like transformers' LengthGroupedSampler: shuffle, cut into mega-batches of 50 batches, sort each
+    by length, cut into batches, shuffle the batches.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group: bool = True):
+        self.lengths, self.batch_size, self.seed, self.group = lengths, batch_size, seed, group
+        self.epoch = 0
+
+    def __len__(self):
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self):
+        g = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        perm = g.permutation(len(self.lengths))
+        if self.group:
+            mega = self.batch_size * 50
+            perm = np.concatenate([sorted(perm[i:i + mega], key=lambda j: -self.lengths[j])
+                                   for i in range(0, len(perm), mega)])
+        batches = [perm[i:i + self.batch_size].tolist() for i in range(0, len(perm), self.batch_size)]
+        for b in g.permutation(len(batches)):
+            yield batches[b]
+
+
+_WRAPPER_PARTS = {"_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod"}
+
+
+def _plain_name(name: str) -> str:
+    """A parameter's name in the unwrapped model: DDP's `module.` and FSDP / activation-checkpointing /
+    compile wrapper components removed."""
+    parts = [p for p in name.split(".") if p not in _WRAPPER_PARTS]
+    return ".".join(parts[1:] if parts and parts[0] == "module" else parts)
+
+
+def param_groups(named_params, ndims: dict[str, int], weight_decay: float) -> list[dict]:
+    """AdamW groups of the trainable parameters: weight decay on weight matrices, none on biases and
+    norms. `ndims` maps the unwrapped model's parameter names to their dimensions; names, not the
+    parameters' current shapes, decide, because FSDP's parameters are flat 1-D shards. A name that maps
+    to no parameter of the model (FSDP's `_flat_param` without use_orig_params) is decayed."""
+    decay, no_decay = [], []
+    for name, p in named_params:
+        if p.requires_grad:
+            (decay if ndims.get(_plain_name(name), 2) >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _adamw(groups, lr: float):
+    try:  # the fused kernel (CPU and CUDA in recent torch) does one pass over all parameters per step
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(groups, lr=lr)
+
+
+def prepare_with_optimizer(accelerator, model, loader, cfg):
+    """`accelerator.prepare` the model, an AdamW over its trainable parameters, and the loader.
+
+    The optimizer must hold the parameters the prepared model trains. FSDP (v1) replaces them: with
+    `cpu_ram_efficient_loading`, ranks > 0 load on the meta device and FSDP materialises new Parameter
+    objects (`to_empty`), and it flattens them. So the model is prepared first and the optimizer built
+    from the prepared model (accelerate's advice for FSDP). FSDP2 and DeepSpeed instead need model and
+    optimizer in one `prepare` call and re-point the optimizer themselves.
+    """
+    from accelerate.utils import DistributedType
+
+    ndims = {_plain_name(n): p.ndim for n, p in model.named_parameters()}
+    together = getattr(accelerator, "is_fsdp2", False) or accelerator.distributed_type == DistributedType.DEEPSPEED
+    if together:
+        optimizer = _adamw(param_groups(model.named_parameters(), ndims, cfg.weight_decay), cfg.lr)
+        return accelerator.prepare(model, optimizer, loader)
+    model = accelerator.prepare(model)
+    optimizer = _adamw(param_groups(model.named_parameters(), ndims, cfg.weight_decay), cfg.lr)
+    optimizer, loader = accelerator.prepare(optimizer, loader)
+    return model, optimizer, loader
+
+
+def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_length: int, accelerator,
+             seed: int, loss: LossConfig | None = None, desc: str = "train",
+             val: tuple[list[str], np.ndarray] | None = None) -> dict:
+    """Fine-tune `model` in place on (text, target distribution) pairs; returns training stats.
+
+    `val` (texts, target distributions) turns on early stopping per `cfg.early_stopping`: the model is
+    scored on it `evals_per_epoch` times per epoch and the best weights are kept.
+    """
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    items = [{**{k: enc[k][i] for k in keys}, "targets": targets[i]} for i in range(len(texts))]
+    pad = DataCollatorWithPadding(tokenizer)
+
+    def collate(batch):
+        out = pad([{k: b[k] for k in keys} for b in batch])
+        out["targets"] = torch.tensor(np.stack([b["targets"] for b in batch]), dtype=torch.float32)
+        return out
+
+    sampler = LengthGroupedBatches([len(x) for x in enc["input_ids"]], cfg.batch_size, seed, cfg.group_by_length)
+    loader = torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=collate)
+    upcast_trainable(model, accelerator)
+    accelerator.gradient_accumulation_steps = cfg.grad_accum
+    model, optimizer, loader = prepare_with_optimizer(accelerator, model, loader, cfg)
+    steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
+    total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    scheduler = get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup", optimizer,
+                              num_warmup_steps=int(cfg.warmup_ratio * total_steps), num_training_steps=total_steps)
+    scheduler = accelerator.prepare(scheduler)
+    loss_fn = make_loss(loss)
+    keeper = BestCheckpoint(cfg.early_stopping, val[1]) if val is not None else None
+    eval_every = max(1, steps_per_epoch // cfg.early_stopping.evals_per_epoch) if keeper else None
+    trainable = lambda: [(n, p) for n, p in accelerator.unwrap_model(model).named_parameters()  # noqa: E731
+                         if p.requires_grad]
+    stopped = False
+    precision = compute_precision(accelerator, model)
+    model.train()
+    step, losses = 0, []
+    bar = tqdm(total=total_steps, desc=desc, unit="step", leave=False, disable=not show_progress(accelerator))
+    tokens = 0
+    while step < total_steps:
+        for batch in loader:
+            with accelerator.accumulate(model):
+                targets = batch.pop("targets")
+                with precision():
+                    logits = model(**batch).logits
+                value = loss_fn(logits, targets, step / total_steps)
+                accelerator.backward(value)
+                if accelerator.sync_gradients and cfg.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            tokens += int(batch["attention_mask"].sum())
+            if accelerator.sync_gradients:
+                step += 1
+                losses.append(value.item())
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+                accelerator.log({f"{desc}/loss": losses[-1], f"{desc}/lr": scheduler.get_last_lr()[0]}, step=step)
+                if keeper and (step % eval_every == 0 or step >= total_steps):
+                    probs = predict_proba(model, tokenizer, val[0], max_length, cfg.eval_batch_size, accelerator,
+                                          desc=f"{desc} (validation)", during_training=True)
+                    stopped = keeper.update(step, probs, trainable()) and step < total_steps
+                    model.train()
+                if step >= total_steps or stopped:
+                    break
+        if stopped:
+            break
+    bar.close()
+    model.eval()
+    accelerator.wait_for_everyone()
+    if keeper:
+        keeper.restore(trainable())
+    if not sharded(accelerator):  # FSDP / DeepSpeed keep their wrapper: it holds the sharded weights
+        model = accelerator.unwrap_model(model)
+    accelerator.free_memory()  # drop the prepared references before the next model is trained
+    return {"model": model, "steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else None,
+            "tokens": tokens, "early_stopping": keeper.summary(stopped) if keeper else None}
