@@ -121,6 +121,17 @@ class Runner:
         self.timings[name] = {"wall_time_s": result["wall_time_s"], "cached": False, "cache_key": key}
         return result
 
+    def plan(self, stages=PLAN) -> list[tuple]:
+        """(stage, unit, label, folder, cache key) of every unit the recipe enables, without running any."""
+        rows = []
+        for stage in stages:
+            if stage.enabled(self.recipe):
+                for unit in stage.units(self.recipe):
+                    key = self.keys[stage.name, unit] = self.key(stage, unit)
+                    rows.append((stage, unit, label(self.recipe, stage.name, unit), stage.folder(self.paths, unit),
+                                 key))
+        return rows
+
     def execute(self, stages) -> dict:
         """Run every unit of `stages` (in plan order) that the recipe enables; returns the last result."""
         result = {}

@@ -59,9 +59,9 @@ def main(model_path: str, mode: str, out_dir: str) -> None:
     from transformers.models.bert.modeling_bert import BertLayer
 
     from pipeline import models
-    from pipeline.config import LoraConfig
+    from pipeline.config.schema import LoraConfig
     from pipeline.distributed import model_state_to_save
-    from pipeline.train import prepare_with_optimizer
+    from pipeline.train.loop import prepare_with_optimizer
 
     torch.manual_seed(0)  # rank 0's head init is what sync_module_states broadcasts
     tok = models.load_tokenizer(model_path)
@@ -94,7 +94,7 @@ def main(model_path: str, mode: str, out_dir: str) -> None:
               "decay_group_size": len(optimizer.param_groups[0]["params"]),
               "no_decay_group_size": len(optimizer.param_groups[1]["params"])}
     if rank == 0:
-        from pipeline.train import param_groups
+        from pipeline.train.loop import param_groups
 
         ndims = {n: p.ndim for n, p in reference.named_parameters()}
         ref_opt = torch.optim.AdamW(param_groups(reference.named_parameters(), ndims, cfg.weight_decay), lr=cfg.lr)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
-from pipeline.config import apply_overrides, describe, load_recipe
+from pipeline.config.loading import apply_overrides, describe, load_recipe
 from pipeline.errors import UserError
 
 RECIPES = sorted(p for p in Path(__file__).resolve().parent.parent.joinpath("recipes").rglob("*.yaml")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.config import DataConfig
+from pipeline.config.schema import DataConfig
 from pipeline.data import DATASETS, balanced_split, data_dir, load_examples
 from pipeline.errors import UserError
 

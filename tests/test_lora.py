@@ -57,7 +57,7 @@ def test_lora_saves_an_adapter_that_reloads_to_the_same_predictions(tmp_path, ti
 
 def test_lora_head_is_trainable_and_unknown_architectures_fall_back_to_all_linear(tiny_models):
     from pipeline import models
-    from pipeline.config import LoraConfig, ModelConfig
+    from pipeline.config.schema import LoraConfig, ModelConfig
 
     tok = models.load_tokenizer(tiny_models["encoder"])
     m = models.load_classifier(tiny_models["encoder"], tok, "lora", LoraConfig(r=2))

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from pipeline.losses import LOSSES, LossConfig, harden, make_loss
+from pipeline.losses import LOSS_CONFIGS, LOSSES, harden, make_loss
 
 # three examples; logits chosen so the softmax is easy to write down: P(class 1) = sigmoid(z1 - z0)
 LOGITS = torch.tensor([[0.0, 2.0], [0.0, -1.0], [1.0, 1.0]])
@@ -19,14 +19,14 @@ def _xent_by_hand(targets, p1s):
 
 def test_xent_soft_and_hard():
     want = _xent_by_hand(TARGETS.tolist(), P1)
-    assert make_loss(LossConfig())(LOGITS, TARGETS, 0.3).item() == pytest.approx(want, rel=1e-6)
+    assert make_loss(LOSS_CONFIGS["xent"]())(LOGITS, TARGETS, 0.3).item() == pytest.approx(want, rel=1e-6)
     hard = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
     want_hard = (-math.log(P1[0]) - math.log(1 - P1[1]) - math.log(0.5)) / 3
-    assert make_loss(LossConfig())(LOGITS, hard, 0.0).item() == pytest.approx(want_hard, rel=1e-6)
+    assert make_loss(LOSS_CONFIGS["xent"]())(LOGITS, hard, 0.0).item() == pytest.approx(want_hard, rel=1e-6)
 
 
 def test_logconf_by_hand_before_during_and_after_warmup():
-    loss = make_loss(LossConfig(name="logconf", aux_weight=0.5, warmup_frac=0.2))
+    loss = make_loss(LOSS_CONFIGS["logconf"](aux_weight=0.5, warmup_frac=0.2))
     # prior of class 1 in the labels = (0.8 + 0.1 + 0.5) / 3 = 0.4667 -> 1 of 3 examples (the most confident
     # class-1 prediction, example 0) is hardened to class 1; examples 1 and 2 to class 0
     hard = [[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]]
@@ -65,7 +65,7 @@ def test_logconf_batch_mode_hardens_the_labels_prior_share(share):
     labels = torch.zeros(n, 2)
     k = int(share * n)
     labels[:k, 1], labels[k:, 0] = 1, 1  # class-1 prior = share
-    loss = LOSSES["logconf"](LossConfig(name="logconf", aux_weight=1.0, warmup_frac=0.0))
+    loss = LOSSES["logconf"](LOSS_CONFIGS["logconf"](aux_weight=1.0, warmup_frac=0.0))
     value = loss(logits, labels, 0.5)
     hard = loss.last_hard
     assert hard[:, 1].mean().item() == pytest.approx(share, abs=1 / n)
@@ -78,7 +78,7 @@ def test_logconf_batch_mode_hardens_the_labels_prior_share(share):
 
 def test_logconf_buffer_mode_hardens_the_buffers_prior_share():
     torch.manual_seed(2)
-    cfg = LossConfig(name="logconf", aux_weight=1.0, warmup_frac=0.0, prior="buffer", buffer_size=100)
+    cfg = LOSS_CONFIGS["logconf"](aux_weight=1.0, warmup_frac=0.0, prior="buffer", buffer_size=100)
     loss = make_loss(cfg)
     logits = torch.stack([torch.zeros(50), torch.randn(50)], 1)
     few = torch.tensor([[0.0, 1.0]] * 10 + [[1.0, 0.0]] * 40)  # prior 0.2
@@ -88,13 +88,13 @@ def test_logconf_buffer_mode_hardens_the_buffers_prior_share():
     loss(logits, many, 0.5)  # buffer: the same 50 predictions twice, prior (10 + 40) / 100 = 0.5
     assert loss.buf_p1.numel() == 100 and loss.buf_prior.mean().item() == pytest.approx(0.5)
     assert loss.last_hard[:, 1].mean().item() == pytest.approx(0.5, abs=1 / 50)
-    batch = make_loss(LossConfig(name="logconf", aux_weight=1.0, warmup_frac=0.0))
+    batch = make_loss(LOSS_CONFIGS["logconf"](aux_weight=1.0, warmup_frac=0.0))
     batch(logits, many, 0.5)  # batch mode ignores the history: prior 0.8
     assert batch.last_hard[:, 1].mean().item() == pytest.approx(0.8, abs=1 / 50)
 
 
 def test_logconf_buffer_carries_state_and_starts_empty():
-    cfg = LossConfig(name="logconf", aux_weight=1.0, warmup_frac=0.0, prior="buffer", buffer_size=6)
+    cfg = LOSS_CONFIGS["logconf"](aux_weight=1.0, warmup_frac=0.0, prior="buffer", buffer_size=6)
     loss = make_loss(cfg)
     ones = torch.tensor([[0.0, 1.0]] * 4)
     zeros = torch.tensor([[1.0, 0.0]] * 4)
@@ -106,7 +106,7 @@ def test_logconf_buffer_carries_state_and_starts_empty():
     # the batch prior of `zeros` is 0 (all hardened to class 0); the buffer's 1/3 hardens the top third of the
     # buffered predictions to class 1: here examples 0 and 1 (P(1) above the buffer's 1 - 1/3 quantile)
     p1 = torch.softmax(logits, -1)[:, 1].tolist()
-    assert make_loss(LossConfig(name="logconf", aux_weight=1.0, warmup_frac=0.0))(logits, zeros, 0.5).item() == \
+    assert make_loss(LOSS_CONFIGS["logconf"](aux_weight=1.0, warmup_frac=0.0))(logits, zeros, 0.5).item() == \
         pytest.approx(-sum(math.log(1 - p) for p in p1) / 4, rel=1e-6)
     assert second == pytest.approx((-math.log(p1[0]) - math.log(p1[1]) - math.log(1 - p1[2]) - math.log(1 - p1[3])) / 4,
                                    rel=1e-6)
@@ -114,7 +114,7 @@ def test_logconf_buffer_carries_state_and_starts_empty():
 
 @pytest.mark.parametrize("alpha, beta", [(1.0, 1.0), (0.5, 2.0)])
 def test_product_by_hand(alpha, beta):
-    loss = make_loss(LossConfig(name="product", alpha=alpha, beta=beta))
+    loss = make_loss(LOSS_CONFIGS["product"](alpha=alpha, beta=beta))
     want_targets = []
     for (t0, t1), p in zip(TARGETS.tolist(), P1):
         a, b = (1 - p) ** beta * t0 ** alpha, p ** beta * t1 ** alpha
@@ -127,7 +127,7 @@ def test_product_by_hand(alpha, beta):
 
 
 def test_entropy_by_hand():
-    loss = make_loss(LossConfig(name="entropy", aux_weight=0.5, warmup_frac=0.5))
+    loss = make_loss(LOSS_CONFIGS["entropy"](aux_weight=0.5, warmup_frac=0.5))
     ent = sum(-(p * math.log(p) + (1 - p) * math.log(1 - p)) for p in P1) / 3
     x = _xent_by_hand(TARGETS.tolist(), P1)
     assert loss(LOGITS, TARGETS, 0.25).item() == pytest.approx(0.75 * x + 0.25 * ent, rel=1e-6)
@@ -135,14 +135,14 @@ def test_entropy_by_hand():
 
 
 def test_window_by_hand_and_empty_window():
-    loss = make_loss(LossConfig(name="window", radius=0.3))
+    loss = make_loss(LOSS_CONFIGS["window"](radius=0.3))
     # top probabilities: 0.881, 0.731, 0.5 -> below 0.8: examples 1 and 2; sum over them / batch size 3
     t = TARGETS.tolist()
     want = (-(t[1][0] * math.log(1 - P1[1]) + t[1][1] * math.log(P1[1]))
             - (t[2][0] * math.log(0.5) + t[2][1] * math.log(0.5))) / 3
     assert loss(LOGITS, TARGETS, 0.0).item() == pytest.approx(want, rel=1e-6)
     confident = torch.tensor([[0.0, 9.0], [9.0, 0.0]], requires_grad=True)
-    value = make_loss(LossConfig(name="window", radius=0.1))(confident, torch.tensor([[0.5, 0.5]] * 2), 0.0)
+    value = make_loss(LOSS_CONFIGS["window"](radius=0.1))(confident, torch.tensor([[0.5, 0.5]] * 2), 0.0)
     value.backward()
     assert value.item() == 0 and torch.equal(confident.grad, torch.zeros(2, 2))
 
@@ -150,22 +150,43 @@ def test_window_by_hand_and_empty_window():
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_every_loss_has_finite_gradients(name):
     logits = LOGITS.clone().requires_grad_(True)
-    value = make_loss(LossConfig(name=name, radius=0.3))(logits, TARGETS, 0.5)
+    value = make_loss(_cfg(name, radius=0.3))(logits, TARGETS, 0.5)
     value.backward()
     assert torch.isfinite(value) and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
 
 
+def _cfg(name, **options):
+    """The loss's config with those of `options` it has (each loss has only its own fields)."""
+    import dataclasses
+
+    cls = LOSS_CONFIGS[name]
+    return cls(**{k: v for k, v in options.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
 def test_loss_options_are_range_checked():
-    assert LossConfig().validate() == []
-    for name in LOSSES:
-        assert LossConfig(name=name).validate() == []
-    errors = LossConfig(aux_weight=1.5, warmup_frac=-0.1, radius=0.7, buffer_size=0, alpha=-1.0).validate()
-    assert errors == ["aux_weight: must be in [0, 1], got 1.5", "warmup_frac: must be in [0, 1], got -0.1",
-                      f"buffer_size: must be in [1, {2 ** 24}], got 0", "alpha: must be >= 0, got -1.0",
-                      "radius: must be in (0, 0.5], got 0.7"]
-    assert LossConfig(name="nope", beta=-2.0, prior="global").validate() == [
-        "name: must be one of ['entropy', 'logconf', 'product', 'window', 'xent'], got 'nope'",
-        "prior: must be 'batch' or 'buffer', got 'global'", "beta: must be >= 0, got -2.0"]
+    assert set(LOSS_CONFIGS) == set(LOSSES)
+    for name, cls in LOSS_CONFIGS.items():
+        assert cls().validate() == [] and cls().name == name
+    assert LOSS_CONFIGS["logconf"](aux_weight=1.5, warmup_frac=-0.1, buffer_size=0, prior="global").validate() == [
+        "aux_weight: must be in [0, 1], got 1.5", "warmup_frac: must be in [0, 1], got -0.1",
+        "prior: must be 'batch' or 'buffer', got 'global'", f"buffer_size: must be in [1, {2 ** 24}], got 0"]
+    assert LOSS_CONFIGS["window"](radius=0.7).validate() == ["radius: must be in (0, 0.5], got 0.7"]
+    assert LOSS_CONFIGS["product"](alpha=-1.0, beta=-2.0).validate() == [
+        "alpha: must be >= 0, got -1.0", "beta: must be >= 0, got -2.0"]
+    assert LOSS_CONFIGS["entropy"](aux_weight=-0.5).validate() == ["aux_weight: must be in [0, 1], got -0.5"]
+
+
+def test_each_loss_accepts_only_its_own_options():
+    from pipeline.config.loading import load_recipe
+    from pipeline.errors import UserError
+
+    r = load_recipe(None, ["data.name=multiemo", "methods=[{name: naive, loss: {name: logconf, prior: buffer}}]"])
+    assert type(r.methods[0].loss).__name__ == "LogConfConfig" and r.methods[0].loss.prior == "buffer"
+    with pytest.raises(UserError) as e:
+        load_recipe(None, ["data.name=multiemo", "methods=[{name: naive, loss: {name: window, prior: buffer}}]"])
+    assert "methods[0].loss.prior: unknown key" in str(e.value) and "allowed here: name, radius" in str(e.value)
+    with pytest.raises(UserError, match="unknown loss 'logcnf' \\(did you mean 'logconf'"):
+        load_recipe(None, ["data.name=multiemo", "methods=[{name: naive, loss: logcnf}]"])
 
 
 def test_entropy_term_has_the_entropy_gradient():
@@ -173,7 +194,7 @@ def test_entropy_term_has_the_entropy_gradient():
     # dH/dd = -p (1 - p) d, so dL/dz1 = -p (1 - p) d / B and dL/dz0 = +p (1 - p) d / B. (EleutherAI's detached
     # version would give zero here.)
     logits = LOGITS.clone().requires_grad_(True)
-    value = make_loss(LossConfig(name="entropy", aux_weight=1.0, warmup_frac=0.0))(logits, TARGETS, 0.7)
+    value = make_loss(LOSS_CONFIGS["entropy"](aux_weight=1.0, warmup_frac=0.0))(logits, TARGETS, 0.7)
     value.backward()
     for (z0, z1), p, (g0, g1) in zip(LOGITS.tolist(), P1, logits.grad.tolist()):
         want = -p * (1 - p) * (z1 - z0) / 3
@@ -191,13 +212,13 @@ def test_logconf_after_warmup_matches_burns_formula_on_a_random_batch():
     hardened = torch.stack([preds[:, 0] >= threshold, preds[:, 0] < threshold], 1).float()
     target = labels * 0.5 + hardened * 0.5
     want = torch.nn.functional.cross_entropy(logits, target).item()
-    got = make_loss(LossConfig(name="logconf", aux_weight=0.5, warmup_frac=0.2))(logits, labels, 0.5).item()
+    got = make_loss(LOSS_CONFIGS["logconf"](aux_weight=0.5, warmup_frac=0.2))(logits, labels, 0.5).item()
     assert got == pytest.approx(want, rel=1e-6)
 
 
 def test_low_precision_logits_are_computed_in_float32():
     logits = LOGITS.to(torch.bfloat16)  # these values are exact in bfloat16
     for name in LOSSES:
-        value = make_loss(LossConfig(name=name, radius=0.3))(logits, TARGETS, 0.5)
+        value = make_loss(_cfg(name, radius=0.3))(logits, TARGETS, 0.5)
         assert value.dtype == torch.float32
-        assert value.item() == pytest.approx(make_loss(LossConfig(name=name, radius=0.3))(LOGITS, TARGETS, 0.5).item())
+        assert value.item() == pytest.approx(make_loss(_cfg(name, radius=0.3))(LOGITS, TARGETS, 0.5).item())

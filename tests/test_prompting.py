@@ -24,7 +24,7 @@ def test_shared_block_scores_equal_full_prompt_scores(tiny_models):
     from accelerate import Accelerator
 
     from pipeline import models
-    from pipeline.prompting import _demo_block, shared_block_log_odds
+    from pipeline.prompting import DemoPool, Prompter, _demo_block
 
     tok = models.load_tokenizer(tiny_models["decoder"])
     model = models.load_causal_lm(tiny_models["decoder"])
@@ -35,8 +35,9 @@ def test_shared_block_scores_equal_full_prompt_scores(tiny_models):
     labels = np.array([1, 0, 1, 0, 1, 0, 1])
     tmpl = "Review: {text} Sentiment:"
     acc = Accelerator()
-    cached, blocks, _ = shared_block_log_odds(model, tok, tmpl, verb, ids, texts, np.arange(7), texts, labels, 2, 3,
-                                              True, 0, 2, acc)
+    prompter = Prompter(model, tok, tmpl, verb, acc, batch_size=2)
+    assert prompter.ids == ids
+    cached, blocks, _ = prompter.block_log_odds(texts, DemoPool(texts, labels, True), 2, 3, 0, np.arange(7))
     full = [None] * 7
     for chunk, demos in plan_blocks(7, np.arange(7), labels, 2, 3, True, 0):
         for i in chunk:
@@ -76,16 +77,14 @@ def test_calibration_sets_the_positive_share():
     assert abs((p[:, 1] > 0.5).mean() - 0.3) < 0.01 and np.allclose(p.sum(1), 1)
 
 
-def test_prompt_template_errors(tmp_path):
-    from pipeline.config import load_recipe
-    from pipeline.prompting import prompt_spec
+def test_prompt_template_errors():
+    from pipeline.prompting import dataset_prompt, prompt_spec
 
-    r = load_recipe(None, ["data.path=x.jsonl"])
     with pytest.raises(UserError, match="needs a template"):
-        prompt_spec(r, None, None)
+        prompt_spec(dataset_prompt(None), None, None)
     with pytest.raises(UserError, match="no {text} placeholder"):
-        prompt_spec(r, "Review:", ["a", "b"])
-    assert prompt_spec(load_recipe(None, ["data.name=multiemo"]), None, None)[1] == [" negative", " positive"]
+        prompt_spec(dataset_prompt(None), "Review:", ["a", "b"])
+    assert prompt_spec(dataset_prompt("multiemo"), None, None)[1] == [" negative", " positive"]
 
 
 def test_chat_wrapping_needs_a_chat_template(tiny_models):

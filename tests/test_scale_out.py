@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline import models
-from pipeline.config import TrainConfig
+from pipeline.config.schema import TrainConfig
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_optimizer_steps_the_parameters_that_prepare_materialises(tiny_models, f
     the stale meta tensors: the head never trains, silently."""
     from accelerate import Accelerator
 
-    from pipeline.train import finetune
+    from pipeline.train.loop import finetune
 
     tok = models.load_tokenizer(tiny_models["encoder"])
     model = models.load_classifier(tiny_models["encoder"], tok, "full")
@@ -85,7 +85,7 @@ def test_optimizer_steps_the_parameters_that_prepare_materialises(tiny_models, f
 
 
 def test_weight_decay_is_decided_by_name_not_by_the_shape_of_flat_shards():
-    from pipeline.train import param_groups
+    from pipeline.train.loop import param_groups
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
     ndims = {n: p.ndim for n, p in model.named_parameters()}
@@ -117,9 +117,9 @@ def test_models_outside_prepare_load_real_weights_on_fsdp_ranks(tiny_models, fsd
 def test_evaluation_during_training_runs_under_no_grad(tiny_models):
     from accelerate import Accelerator
 
-    from pipeline.config import EarlyStoppingConfig
+    from pipeline.config.schema import EarlyStoppingConfig
     from pipeline.predict import predict_proba
-    from pipeline.train import finetune
+    from pipeline.train.loop import finetune
 
     tok = models.load_tokenizer(tiny_models["encoder"])
     model = models.load_classifier(tiny_models["encoder"], tok, "full")
@@ -142,9 +142,9 @@ def test_evaluation_during_training_runs_under_no_grad(tiny_models):
 def test_bf16_storage_trains_float32_master_copies(tiny_models, mode):
     from accelerate import Accelerator
 
-    from pipeline.config import ModelConfig
+    from pipeline.config.schema import ModelConfig
     from pipeline.predict import predict_proba
-    from pipeline.train import finetune
+    from pipeline.train.loop import finetune
 
     tok = models.load_tokenizer(tiny_models["decoder"])
     model_cfg = ModelConfig(model=tiny_models["decoder"], mode=mode, dtype="bfloat16")
@@ -168,7 +168,7 @@ def test_bf16_storage_trains_float32_master_copies(tiny_models, mode):
 def test_lora_save_holds_only_the_trainable_parameters(tiny_models):
     from accelerate import Accelerator
 
-    from pipeline.config import ModelConfig
+    from pipeline.config.schema import ModelConfig
     from pipeline.distributed import model_state_to_save
 
     tok = models.load_tokenizer(tiny_models["encoder"])
@@ -187,15 +187,11 @@ def test_predictions_keep_full_precision(tmp_path):
     from pipeline.metrics import auroc_rows
 
     auroc = lambda y, s: float(auroc_rows(s, y)[0])  # noqa: E731
-    from pipeline.stages import _write_predictions, read_predictions
+    from pipeline.rundir import read_predictions, write_predictions
 
     p1 = np.array([1 - 1e-9, 1 - 3e-9, 2e-9, 1e-9, 0.123456789012345])
     labels = np.array([1, 0, 1, 0, 1])
-    written = {}
-    ctx = SimpleNamespace(ids=lambda s: list(range(5)), labels=lambda s: labels,
-                          write_text=lambda path, text: written.setdefault("text", text))
-    _write_predictions(ctx, tmp_path, "test", np.stack([1 - p1, p1], 1))
-    (tmp_path / "predictions.jsonl").write_text(written["text"])
+    write_predictions(tmp_path / "predictions.jsonl", range(5), labels, np.stack([1 - p1, p1], 1))
     y, back = read_predictions(tmp_path / "predictions.jsonl")
     assert y.tolist() == labels.tolist() and back.tolist() == p1.tolist()  # exact round trip
     assert auroc(y, back) == auroc(labels, p1) == 4 / 6

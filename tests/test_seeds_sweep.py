@@ -103,8 +103,9 @@ def test_sweep_runs_weak_le_strong_pairs_and_shares_weak_labels_and_ceilings(tmp
                                                                              bigger_encoder):
     from transformers import AutoModel
 
-    from pipeline.config import load_recipe
+    from pipeline.config.loading import load_recipe
     from pipeline.runner import Runner
+    from pipeline.sweep import run_sweep
 
     small, dec = tiny_models["encoder"], tiny_models["decoder"]
     size = {p: sum(x.numel() for x in AutoModel.from_pretrained(p).parameters()) for p in (small, bigger_encoder, dec)}
@@ -119,7 +120,7 @@ methods: [naive, aux_conf]
 """
     recipe = load_recipe(_recipe(tmp_path, body))
     runner = Runner(recipe, progress=False, log=lambda *a, **k: None)
-    runner.run()
+    run_sweep(runner)
     root = tmp_path / "runs" / "sweep"
     res = json.loads((root / "results.json").read_text())
     want = {(w, s) for w in (small, bigger_encoder, dec) for s in (bigger_encoder, dec) if size[w] <= size[s]}
@@ -139,7 +140,7 @@ methods: [naive, aux_conf]
     assert "| weak | strong |" in (root / "report.md").read_text()
     # a second invocation computes nothing
     again = Runner(recipe, progress=False, log=lambda *a, **k: None)
-    again.run()
+    run_sweep(again)
     assert again.executed == []
 
 
@@ -171,9 +172,9 @@ def test_early_stopping_restores_the_best_finetuned_weights(tiny_models):
     from accelerate import Accelerator
 
     from pipeline import models
-    from pipeline.config import TrainConfig
+    from pipeline.config.schema import TrainConfig
     from pipeline.predict import predict_proba
-    from pipeline.train import finetune
+    from pipeline.train.loop import finetune
     from tests.conftest import make_rows
 
     rows = make_rows(60, seed=3)
@@ -218,7 +219,7 @@ strong: {model: mpnet, mode: head, head: {solver: newton}}
 
 
 def test_yaml_sweep_entries_inherit_the_role_block(tmp_path):
-    from pipeline.config import load_recipe
+    from pipeline.config.loading import load_recipe
 
     path = _recipe(tmp_path, """
 weak: {mode: full, train: {epochs: 3}}

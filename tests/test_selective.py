@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.config import HeadConfig, load_recipe
+from pipeline.config.loading import load_recipe
+from pipeline.config.schema import HeadConfig
 from pipeline.errors import UserError
 from pipeline.methods.graph_smooth import knn_graph, propagate, smooth
 from pipeline.methods.selective import choose_tau, cross_fit_self_labels
@@ -89,9 +90,10 @@ def test_bad_selective_config(tmp_path):
         load_recipe(p)
     assert "methods[0].tau_rul: unknown key (did you mean 'tau_rule'?)" in str(e.value)
     p.write_text("data: {name: multiemo}\nmethods:\n  - {name: selective, tau: 1.5, folds: 1}\n"
-                 "  - {name: graph_smooth, alpha: 1.0}\n")
+                 "  - {name: graph_smooth, alpha: 1.0}\n  - {name: selective, smoothing: {knn: 0}}\n")
     with pytest.raises(UserError) as e:
         load_recipe(p)
     msg = str(e.value)
     assert "methods[0].tau: a probability threshold must be in [0, 1], got 1.5" in msg
     assert "methods[0].folds: must be at least 2" in msg and "methods[1].alpha: must be in [0, 1)" in msg
+    assert "methods[2].smoothing.knn: must be at least 1" in msg

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from pipeline.config import HeadConfig
-from pipeline.train import LengthGroupedBatches, fit_head, head_proba
+from pipeline.config.schema import HeadConfig
+from pipeline.train.head import fit_head, head_proba
+from pipeline.train.loop import LengthGroupedBatches
 
 
 def test_length_grouped_batches_cover_every_example_once_per_epoch():

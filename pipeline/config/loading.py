@@ -323,14 +323,36 @@ def _expand_sweep(raw: dict) -> dict:
     return {**raw, "sweep": sweep}
 
 
+def _sweep_entry_keys(raw: dict) -> set[str]:
+    """Dotted keys each sweep entry sets itself (before it inherits the role block's)."""
+    keys = set()
+
+    def walk(node, path):
+        for k, v in node.items():
+            keys.add(f"{path}.{k}")
+            if isinstance(v, dict):
+                walk(v, f"{path}.{k}")
+    sweep = raw.get("sweep") if isinstance(raw.get("sweep"), dict) else {}
+    for role in ("weak", "strong"):
+        entries = sweep.get(role)
+        for i, e in enumerate(entries if isinstance(entries, list) else []):
+            if isinstance(e, dict):
+                walk(e, f"sweep.{role}[{i}]")
+    return keys
+
+
 def load_recipe(path: Optional[Path], overrides: list[str] = ()) -> Recipe:
     """Read, override, type-check and validate a recipe; raise one UserError listing every problem."""
     raw = read_yaml(path) if path is not None else {}
-    raw = _expand_sweep(apply_overrides(raw, list(overrides)))
+    raw = apply_overrides(raw, list(overrides))
+    own = _sweep_entry_keys(raw)
+    raw = _expand_sweep(raw)
     errors = Problems()
     recipe = _build(Recipe, raw, "", errors)
     if not errors:
-        errors = validate_values(recipe, errors.given)
+        # a sweep entry's inherited keys were set on the role block, not on the entry
+        given = {k for k in errors.given if not k.startswith("sweep.") or k in own}
+        errors = validate_values(recipe, given)
     if errors:
         where = f"{path}" if path is not None else "recipe"
         raise UserError(f"{where}: {len(errors)} problem(s):\n  - " + "\n  - ".join(errors),
