@@ -1,4 +1,5 @@
-"""One rank of the CPU FSDP check (tests/test_distributed.py launches 2 with torch.distributed.run).
+"""One rank of the CPU FSDP check (tests/test_distributed.py launches 2 with torch.distributed.run,
+checking full and lora in one launch).
 
 accelerate 1.15 refuses FSDP without an accelerator device, so torch's FSDP (v1, gloo) wraps the model
 here the way accelerate's `prepare_model` does for recipes/accelerate/fsdp.yaml: FULL_SHARD, one unit per
@@ -51,11 +52,18 @@ class FSDPAccelerator:
         return out[0] if len(out) == 1 else tuple(out)
 
 
-def main(model_path: str, mode: str, out_dir: str) -> None:
+def main(model_path: str, modes: str, out_dir: str) -> None:
+    """Check each of the comma-separated `modes` (full, lora) in one process group."""
     os.environ.update(ACCELERATE_USE_FSDP="true", FSDP_CPU_RAM_EFFICIENT_LOADING="true")
     dist.init_process_group("gloo")
-    rank = dist.get_rank()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    for mode in modes.split(","):
+        check(model_path, mode, out_dir, dist.get_rank())
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def check(model_path: str, mode: str, out_dir: str, rank: int) -> None:
     from transformers.models.bert.modeling_bert import BertLayer
 
     from pipeline import models
@@ -119,8 +127,6 @@ def main(model_path: str, mode: str, out_dir: str) -> None:
         with FSDP.summon_full_params(wrapped, writeback=False):
             pass
     Path(out_dir, f"rank{rank}_{mode}.json").write_text(json.dumps(report, indent=1))
-    dist.barrier()
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
