@@ -66,8 +66,12 @@ def bench_ours(path, texts, labels, args) -> dict:
 
 def bench_trainer(path, texts, labels, args) -> dict:
     import datasets
-    from transformers import (AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from pipeline import models
 

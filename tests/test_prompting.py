@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from pipeline.errors import UserError
-from pipeline.prompting import calibrated_proba, plan_blocks, verbalizer_ids, verbalizer_log_odds
+from pipeline.prompting import (
+    calibrated_proba,
+    plan_blocks,
+    verbalizer_ids,
+    verbalizer_log_odds,
+)
 
 
 def test_blocks_never_show_a_query_its_own_label_and_balance_demos():

@@ -3,7 +3,7 @@
 Y <- alpha * S Y + (1 - alpha) * Y0 with S = D^-1/2 W D^-1/2 (Zhou et al. 2004), W the symmetrised cosine
 kNN graph of the strong model's frozen features of B, then class-mass normalisation (Zhu et al. 2003) so
 the smoothed labels keep the weak labels' class balance: raw propagation of near-0.5 weak labels drifts
-to one class at alpha >= 0.7 (DESIGN.md §8).
+to one class at alpha >= 0.7 (measured on the quickstart's weak labels).
 """
 
 from dataclasses import dataclass, field

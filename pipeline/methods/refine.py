@@ -6,7 +6,8 @@ beside an encoder student on CPU; the report names it). Queries share one demons
 of `block_size` (its KV cache is computed once); a block never holds its own queries. The refined soft label
 is the calibrated softmax over the two verbalizers' next-token logits; `per_block` calibration thresholds
 each block at the weak labels' positive rate among its queries, since a block moves a small model's label
-prior a lot (DESIGN.md §8). B's gold is used only for the refinement curve and diagnostics.
+prior a lot (measured on the quickstart; see the README). B's gold is used only for the refinement curve and
+diagnostics.
 """
 
 import time

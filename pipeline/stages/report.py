@@ -13,7 +13,13 @@ from pipeline.config.loading import to_dict
 from pipeline.errors import UserError
 from pipeline.methods import METHODS
 from pipeline.plotting import pyplot, save
-from pipeline.rundir import RunDir, read_json, read_json_if_exists, write_json, write_text
+from pipeline.rundir import (
+    RunDir,
+    read_json,
+    read_json_if_exists,
+    write_json,
+    write_text,
+)
 from pipeline.stages.base import Job, Stage, once
 from pipeline.theory.report import markdown_section
 

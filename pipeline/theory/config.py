@@ -6,102 +6,101 @@ Annotations stay real types (no `from __future__ import annotations`): the recip
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
+
+from pipeline.config.fields import help_field
 
 COVARIANCES = ("isotropic", "anisotropic")
 LABEL_TYPES = ("soft", "hard")
 DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:\d+)?")  # what torch.device accepts, checked without importing torch
 
 
-def _help(text: str, **kw):
-    return field(metadata={"help": text}, **kw)
-
-
 @dataclass
 class TwoLayerConfig:
     """Setting 1: feature elicitation in a two-layer ReLU reward model (THEORY.md §1, arXiv 2605.12908)."""
 
-    enabled: bool = _help("run setting 1 (two-layer ReLU net, sweep over rho)", default=True)
-    n_seeds: int = _help("independent seeds per rho (THEORY.md states its predictions for 10)", default=10)
-    d: int = _help("input dimension; x ~ N(0, I_d)", default=64)
-    n_tasks: int = _help("number of tasks K (task 0 is the target)", default=4)
-    subspace_dim: int = _help("dimension r of each task subspace V_k", default=8)
-    neurons_per_task: int = _help("first-layer neurons per task group (m_k)", default=16)
-    alpha_off: float = _help("alignment of off-target neurons with their task direction u_k", default=0.95)
-    alpha_target: float = _help("alignment of target-group neurons with u_0 (latent knowledge)", default=0.3)
-    bias_low: float = _help("first-layer biases c_j ~ U[bias_low, bias_high]", default=-2.0)
-    bias_high: float = _help("upper end of the first-layer bias range", default=0.5)
-    rhos: list[float] = _help(
+    enabled: bool = help_field("run setting 1 (two-layer ReLU net, sweep over rho)", default=True)
+    n_seeds: int = help_field("independent seeds per rho (THEORY.md states its predictions for 10)", default=10)
+    d: int = help_field("input dimension; x ~ N(0, I_d)", default=64)
+    n_tasks: int = help_field("number of tasks K (task 0 is the target)", default=4)
+    subspace_dim: int = help_field("dimension r of each task subspace V_k", default=8)
+    neurons_per_task: int = help_field("first-layer neurons per task group (m_k)", default=16)
+    alpha_off: float = help_field("alignment of off-target neurons with their task direction u_k", default=0.95)
+    alpha_target: float = help_field("alignment of target-group neurons with u_0 (latent knowledge)", default=0.3)
+    bias_low: float = help_field("first-layer biases c_j ~ U[bias_low, bias_high]", default=-2.0)
+    bias_high: float = help_field("upper end of the first-layer bias range", default=0.5)
+    rhos: list[float] = help_field(
         "correlations rho = <u_k, u_0> of the off-target task directions with the target, one run each",
         default_factory=lambda: [0.0, 0.5, 0.8],
     )
-    n_pretrain: int = _help("ground-truth samples per off-target task for the pretrained ridge heads", default=20000)
-    ridge: float = _help("ridge strength lambda of the pretrained off-target heads", default=1e-3)
-    n_weak: int = _help("labelled samples of the weak (single-index) teacher", default=640)
-    n_transfer: int = _help("transfer-set inputs the student is fine-tuned on (n_ft)", default=8000)
-    batch_size: int = _help("minibatch size of the fine-tuning SGD", default=64)
-    steps: int = _help("SGD steps of fine-tuning (same for W2S and the SFT ceiling)", default=4000)
-    lr: float = _help("SGD learning rate for all trainable parameters", default=0.05)
-    project_grad: bool = _help(
+    n_pretrain: int = help_field("ground-truth samples per off-target task for the pretrained ridge heads",
+                                 default=20000)
+    ridge: float = help_field("ridge strength lambda of the pretrained off-target heads", default=1e-3)
+    n_weak: int = help_field("labelled samples of the weak (single-index) teacher", default=640)
+    n_transfer: int = help_field("transfer-set inputs the student is fine-tuned on (n_ft)", default=8000)
+    batch_size: int = help_field("minibatch size of the fine-tuning SGD", default=64)
+    steps: int = help_field("SGD steps of fine-tuning (same for W2S and the SFT ceiling)", default=4000)
+    lr: float = help_field("SGD learning rate for all trainable parameters", default=0.05)
+    project_grad: bool = help_field(
         "project the first-layer gradient onto span(V_1..V_K) (a two-layer net on the pretrained embedding)",
         default=True,
     )
-    n_test: int = _help("fresh test samples all errors are measured on", default=20000)
-    ablation: bool = _help("also run the latent-knowledge ablation (prediction P7)", default=True)
-    ablation_seeds: int = _help("seeds of the ablation run", default=3)
-    ablation_alpha_target: float = _help("target-group alignment in the ablation (0 = orthogonal to u_0)",
+    n_test: int = help_field("fresh test samples all errors are measured on", default=20000)
+    ablation: bool = help_field("also run the latent-knowledge ablation (prediction P7)", default=True)
+    ablation_seeds: int = help_field("seeds of the ablation run", default=3)
+    ablation_alpha_target: float = help_field("target-group alignment in the ablation (0 = orthogonal to u_0)",
                                          default=0.0)
-    ablation_rho: float = _help("rho of the ablation run", default=0.0)
+    ablation_rho: float = help_field("rho of the ablation run", default=0.0)
 
 
 @dataclass
 class LogisticConfig:
     """Setting 2: W2S in linear logistic regression (THEORY.md §2, arXiv 2605.05742)."""
 
-    enabled: bool = _help("run setting 2 (linear logistic regression, student-teacher pairs)", default=True)
-    d: int = _help("input dimension; x ~ N(0, Sigma), target w* = e_1", default=50)
-    n_train: int = _help("unlabelled inputs the student is trained on (full batch)", default=2000)
-    n_pairs: int = _help("random student-teacher pairs per configuration", default=40)
-    c_student: float = _help("cos(w_S0, w*) of the student's initialisation", default=0.8)
-    c_teacher: float = _help("cos(w_T, w*) of the teacher (base value of the sweeps)", default=0.6)
-    teacher_norm: float = _help("norm of the teacher weight vector", default=2.0)
-    init_norm: float = _help("norm of the student's initialisation (base value of the sweeps)", default=1.0)
-    gamma: float = _help("<xi_S, xi_T>: overlap of the two error directions (base value of the sweeps)",
+    enabled: bool = help_field("run setting 2 (linear logistic regression, student-teacher pairs)", default=True)
+    d: int = help_field("input dimension; x ~ N(0, Sigma), target w* = e_1", default=50)
+    n_train: int = help_field("unlabelled inputs the student is trained on (full batch)", default=2000)
+    n_pairs: int = help_field("random student-teacher pairs per configuration", default=40)
+    c_student: float = help_field("cos(w_S0, w*) of the student's initialisation", default=0.8)
+    c_teacher: float = help_field("cos(w_T, w*) of the teacher (base value of the sweeps)", default=0.6)
+    teacher_norm: float = help_field("norm of the teacher weight vector", default=2.0)
+    init_norm: float = help_field("norm of the student's initialisation (base value of the sweeps)", default=1.0)
+    gamma: float = help_field("<xi_S, xi_T>: overlap of the two error directions (base value of the sweeps)",
                          default=0.0)
-    lr: float = _help("learning rate of full-batch gradient descent", default=1.0)
-    steps: int = _help("gradient-descent steps", default=300)
-    early_step: int = _help("fixed early time t at which 'still beats both' is also reported", default=20)
-    aniso_power: float = _help("anisotropic covariance: eigenvalues lambda_i = i^-power (lambda_1 = 1 on w*)",
+    lr: float = help_field("learning rate of full-batch gradient descent", default=1.0)
+    steps: int = help_field("gradient-descent steps", default=300)
+    early_step: int = help_field("fixed early time t at which 'still beats both' is also reported", default=20)
+    aniso_power: float = help_field("anisotropic covariance: eigenvalues lambda_i = i^-power (lambda_1 = 1 on w*)",
                                default=1.0)
-    gammas: list[float] = _help("sweep over the error-direction overlap gamma",
+    gammas: list[float] = help_field("sweep over the error-direction overlap gamma",
                                 default_factory=lambda: [-0.5, 0.0, 0.5, 0.8, 0.95])
-    c_teachers: list[float] = _help("sweep over the teacher's cosine c_T (at gamma = base)",
+    c_teachers: list[float] = help_field("sweep over the teacher's cosine c_T (at gamma = base)",
                                     default_factory=lambda: [0.4, 0.6, 0.8])
-    init_norms: list[float] = _help("sweep over the student's initial norm (at gamma = base)",
+    init_norms: list[float] = help_field("sweep over the student's initial norm (at gamma = base)",
                                     default_factory=lambda: [0.1, 0.5, 1.0, 3.0, 10.0])
-    covariances: list[str] = _help("covariances crossed with label_types at the base configuration",
+    covariances: list[str] = help_field("covariances crossed with label_types at the base configuration",
                                    default_factory=lambda: list(COVARIANCES))
-    label_types: list[str] = _help("teacher labels: soft = sigmoid(w_T.x), hard = 1[w_T.x > 0]",
+    label_types: list[str] = help_field("teacher labels: soft = sigmoid(w_T.x), hard = 1[w_T.x > 0]",
                                    default_factory=lambda: list(LABEL_TYPES))
-    curve_points: int = _help("error-vs-step points kept per configuration in metrics.json", default=61)
+    curve_points: int = help_field("error-vs-step points kept per configuration in metrics.json", default=61)
 
 
 @dataclass
 class TheoryConfig:
     """The synthetic theory stage: two reconstructed settings with checkable predictions P1-P12."""
 
-    enabled: bool = _help("run the synthetic theory stage", default=True)
-    seed: int = _help("base seed; every (setting, seed index) gets its own generator", default=0)
-    device: str = _help("torch device for the simulations (cpu is fast enough; results are drawn on cpu)",
+    enabled: bool = help_field("run the synthetic theory stage", default=True)
+    seed: int = help_field("base seed; every (setting, seed index) gets its own generator", default=0)
+    device: str = help_field("torch device for the simulations (cpu is fast enough; results are drawn on cpu)",
                         default="cpu")
-    num_threads: int = _help(
+    num_threads: int = help_field(
         "CPU threads for the simulations (0 = leave torch's setting); 1 is fastest for these small tensors and "
         "does not collapse when other processes share the cores", default=1)
-    dtype: Literal["float32", "float64"] = _help("floating-point precision of the simulations", default="float32")
-    two_layer: TwoLayerConfig = _help("setting 1: feature elicitation (two-layer ReLU net)",
+    dtype: Literal["float32", "float64"] = help_field("floating-point precision of the simulations", default="float32")
+    two_layer: TwoLayerConfig = help_field("setting 1: feature elicitation (two-layer ReLU net)",
                                       default_factory=TwoLayerConfig)
-    logistic: LogisticConfig = _help("setting 2: linear logistic regression", default_factory=LogisticConfig)
+    logistic: LogisticConfig = help_field("setting 2: linear logistic regression", default_factory=LogisticConfig)
 
     def validate(self, prefix: str = "theory") -> list[str]:
         """Every invalid value, as 'dotted.path: problem, got value'; empty when the config is usable."""

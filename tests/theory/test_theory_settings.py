@@ -17,7 +17,7 @@ from pipeline.errors import UserError
 from pipeline.theory import LogisticConfig, TheoryConfig, TwoLayerConfig, logistic, run, two_layer
 from pipeline.theory.report import check_predictions, make_plots, markdown_section
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "theory.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "theory.yaml"
 CPU = torch.device("cpu")
 
 

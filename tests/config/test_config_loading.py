@@ -8,7 +8,7 @@ from pipeline.cli import main
 from pipeline.config.loading import apply_overrides, describe, load_recipe
 from pipeline.errors import UserError
 
-RECIPES = sorted(p for p in Path(__file__).resolve().parent.parent.joinpath("recipes").rglob("*.yaml")
+RECIPES = sorted(p for p in Path(__file__).resolve().parents[2].joinpath("recipes").rglob("*.yaml")
                  if "accelerate" not in p.parts)
 
 

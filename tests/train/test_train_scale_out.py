@@ -182,7 +182,6 @@ def test_lora_save_holds_only_the_trainable_parameters(tiny_models):
 
 
 def test_predictions_keep_full_precision(tmp_path):
-    from types import SimpleNamespace
 
     from pipeline.metrics import auroc_rows
 
