@@ -13,31 +13,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pipeline.data import DATASETS
 from pipeline.errors import UserError
 from pipeline.predict import show_progress
-
-
-def dataset_prompt(name: str | None) -> tuple[str | None, list[str] | None]:
-    """The shipped dataset's template and verbalizers, (None, None) for a user's file."""
-    spec = DATASETS.get(name) if name else None
-    return (spec.prompt, list(spec.verbalizers)) if spec else (None, None)
-
-
-def prompt_spec(default: tuple, template: str | None, verbalizers: list[str] | None) -> tuple[str, list[str]]:
-    """The template and verbalizers to use: the method's own, else `default` (the dataset's)."""
-    template = template or default[0]
-    verbalizers = verbalizers or (list(default[1]) if default[1] else None)
-    if template is None or verbalizers is None:
-        raise UserError("prompting a causal model needs a template and two verbalizers for this dataset",
-                        "set the method's `prompt` (with a {text} placeholder) and `verbalizers` "
-                        "(two strings, label 0 then label 1)")
-    if "{text}" not in template:
-        raise UserError(f"prompt template {template!r} has no {{text}} placeholder",
-                        "write e.g. 'Review: {text}\\nSentiment:'")
-    if len(verbalizers) != 2:
-        raise UserError(f"verbalizers must be two strings (label 0, label 1), got {verbalizers!r}")
-    return template, verbalizers
 
 
 def verbalizer_ids(tokenizer, verbalizers: list[str]) -> list[int]:

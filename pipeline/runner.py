@@ -2,9 +2,10 @@
 
 A unit is done when its folder's `metrics.json` holds its current cache key; it is written last, by
 atomic rename, so a crash never leaves a stage looking finished. The key hashes the part of the recipe
-the stage declares, the unit (seed, method), the autocast precision for stages that run models, and
-the keys of the input units it reads, so editing the strong model reruns the ceiling and transfers
-but reuses the data split and the weak labels.
+the stage declares, the unit (seed, method), the autocast precision for stages that run models, a
+fingerprint of the code the unit runs, and the *output ids* of the input units it reads. A unit's
+output id is its key, except after a forced run (`--force`, `--force-stage`), which gives it a fresh
+one: everything downstream of a forced stage reruns, once.
 """
 
 import os
@@ -18,8 +19,10 @@ from pathlib import Path
 import yaml
 
 import pipeline
+from pipeline import tasks
 from pipeline.config.loading import to_dict
 from pipeline.distributed import make_accelerator, run_logger, start_trackers
+from pipeline.fingerprint import code_fingerprint
 from pipeline.preflight import preflight
 from pipeline.rundir import RunDir, atomic_write, cache_key, read_json, write_json
 from pipeline.stages import PLAN, STAGES
@@ -75,21 +78,39 @@ class Runner:
         log = log or run_logger()
         self.log = log if self.accelerator.is_main_process else (lambda *a, **k: None)
         self.timings: dict[str, dict] = {}
-        self.keys: dict = {}  # (stage name, Unit) -> cache key
+        self.keys: dict = {}  # (stage name, Unit) -> output id (what downstream keys hash)
         self._shared = ({}, {})  # SeedInputs per seed, features in memory: shared by this invocation's jobs
 
     def key(self, stage, unit) -> str:
-        """The unit's cache key: its declared config, the unit, precision, and its inputs' keys."""
+        """The unit's cache key: its declared config, the unit, precision, its code, its inputs' output ids."""
         r = self.recipe
         parts = [stage.name, stage.key(r, unit), unit.seed, unit.method]
         if stage.runs_models:  # what changes numbers without being a model or method setting
             parts.append(r.runtime.mixed_precision or self.accelerator.mixed_precision)
+        task = [tasks.TASKS[r.task]] if stage.task_code else []
+        parts.append(code_fingerprint([stage.run.__module__, *task, *stage.code(r, unit)]))
         parts.append([k for (name, u), k in self.keys.items() if name in stage.inputs and unit.depends_on(u)])
         return cache_key(*parts)
 
-    def run_stage(self, stage, unit) -> dict:
+    def _forced(self, stage) -> bool:
+        return self.force or stage.name in self.force_stages
+
+    def status(self, stage, unit) -> tuple[str, str, str]:
+        """(cache key, output id, state) of a unit given what is on disk: state is reuse, forced, new or
+        changed (its key differs from the finished one's)."""
         folder, key = stage.folder(self.paths, unit), self.key(stage, unit)
-        self.keys[stage.name, unit] = key
+        marker = folder / "metrics.json"
+        done = read_json(marker) if stage.cached and marker.exists() else None
+        if self._forced(stage):
+            return key, cache_key(key, "forced", time.time_ns()), "forced"
+        if done is not None and done.get("cache_key") == key:
+            return key, done.get("output_id", key), "reuse"
+        return key, key, "changed" if done is not None else "new"
+
+    def run_stage(self, stage, unit) -> dict:
+        folder = stage.folder(self.paths, unit)
+        key, output_id, state = self.status(stage, unit)
+        self.keys[stage.name, unit] = output_id
         name = label(self.recipe, stage.name, unit)
         job = Job(self.recipe, self.paths, self.accelerator, unit, folder, self.keys, self.timings, self.progress,
                   *self._shared)
@@ -98,13 +119,11 @@ class Runner:
             self.log(f"[{name}] {result.get('summary', 'done')}")
             return result
         marker = folder / "metrics.json"
-        forced = self.force or stage.name in self.force_stages
-        if not forced and marker.exists():
+        if state == "reuse":
             done = read_json(marker)
-            if done.get("cache_key") == key:
-                self.log(f"[{name}] cached ({done.get('summary', 'done')})")
-                self.timings[name] = {"wall_time_s": done.get("wall_time_s"), "cached": True, "cache_key": key}
-                return done
+            self.log(f"[{name}] cached ({done.get('summary', 'done')})")
+            self.timings[name] = {"wall_time_s": done.get("wall_time_s"), "cached": True, "cache_key": key}
+            return done
         if self.accelerator.is_main_process and folder.exists():
             shutil.rmtree(folder)  # a stale or half-finished attempt: start clean
         if self.accelerator.is_main_process:
@@ -112,7 +131,8 @@ class Runner:
         self.accelerator.wait_for_everyone()
         start = time.perf_counter()
         result = stage.run(job)
-        result = {**result, "cache_key": key, "wall_time_s": round(time.perf_counter() - start, 2)}
+        result = {**result, "cache_key": key, "output_id": output_id,
+                  "wall_time_s": round(time.perf_counter() - start, 2)}
         self.executed.append(str(folder))
         if self.accelerator.is_main_process:
             write_json(marker, result)
@@ -122,14 +142,25 @@ class Runner:
         return result
 
     def plan(self, stages=PLAN) -> list[tuple]:
-        """(stage, unit, label, folder, cache key) of every unit the recipe enables, without running any."""
-        rows = []
+        """(stage, unit, label, folder, cache key, state) of every unit the recipe enables, without running
+        any: state is reuse (finished with this key), forced, new, changed, or `after <input>` when an input
+        will run (its output id is then unknown, so this unit reruns as well)."""
+        rows, pending = [], []  # (stage name, unit, label) of the units that will run
         for stage in stages:
-            if stage.enabled(self.recipe):
-                for unit in stage.units(self.recipe):
-                    key = self.keys[stage.name, unit] = self.key(stage, unit)
-                    rows.append((stage, unit, label(self.recipe, stage.name, unit), stage.folder(self.paths, unit),
-                                 key))
+            if not stage.enabled(self.recipe):
+                continue
+            for unit in stage.units(self.recipe):
+                key, output_id, state = self.status(stage, unit)
+                name = label(self.recipe, stage.name, unit)
+                upstream = [lab for s, u, lab in pending if s in stage.inputs and unit.depends_on(u)]
+                if upstream and state in ("reuse", "changed"):
+                    state = f"after {upstream[0]}"
+                if state != "reuse" and stage.cached:
+                    output_id = cache_key(key, "pending")
+                    pending.append((stage.name, unit, name))
+                self.keys[stage.name, unit] = output_id
+                rows.append((stage, unit, name, stage.folder(self.paths, unit), key,
+                             state if stage.cached else "always"))
         return rows
 
     def execute(self, stages) -> dict:

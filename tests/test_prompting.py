@@ -83,7 +83,7 @@ def test_calibration_sets_the_positive_share():
 
 
 def test_prompt_template_errors():
-    from pipeline.prompting import dataset_prompt, prompt_spec
+    from pipeline.data import dataset_prompt, prompt_spec
 
     with pytest.raises(UserError, match="needs a template"):
         prompt_spec(dataset_prompt(None), None, None)

@@ -15,10 +15,10 @@ from typing import Literal, Optional
 import yaml
 
 from pipeline import tasks
+from pipeline.config.losses import LOSS_CONFIGS, LossConfig
 from pipeline.config.schema import FINETUNE_ONLY, MethodConfig, Recipe
 from pipeline.data import DATASETS
 from pipeline.errors import UserError
-from pipeline.losses import LOSS_CONFIGS, LossConfig
 from pipeline.methods import METHODS
 
 

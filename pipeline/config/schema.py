@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from pipeline.config.fields import help_field
-from pipeline.losses import LossConfig, XentConfig
+from pipeline.config.losses import LossConfig, XentConfig
 from pipeline.theory.config import TheoryConfig
 
 
@@ -65,17 +65,19 @@ FINETUNE_ONLY = ("epochs", "lr", "batch_size", "grad_accum", "warmup_ratio", "sc
 class TrainConfig:
     epochs: float = help_field("passes over the training split (full and lora modes)", default=2.0)
     lr: float = help_field("peak learning rate of AdamW (full and lora modes; head mode: head.lr)", default=5e-5)
-    batch_size: int = help_field("examples per optimiser step over all processes (the global batch, split between "
-                            "them; a multiple of the process count), before accumulation (full and lora modes; head mode: "
-                                 "head.batch_size)", default=16)
+    batch_size: int = help_field(
+        "examples per optimiser step over all processes (the global batch, split between them; a multiple of the "
+        "process count), before accumulation (full and lora modes; head mode: head.batch_size)", default=16)
     grad_accum: int = help_field("gradient accumulation steps (full and lora modes)", default=1)
-    warmup_ratio: float = help_field("fraction of optimiser steps spent warming the learning rate up (full and lora modes)", default=0.1)
-    schedule: Literal["cosine", "linear", "constant"] = help_field("learning-rate schedule after warm-up (full and lora modes)",
-                                                             default="cosine")
+    warmup_ratio: float = help_field(
+        "fraction of optimiser steps spent warming the learning rate up (full and lora modes)", default=0.1)
+    schedule: Literal["cosine", "linear", "constant"] = help_field(
+        "learning-rate schedule after warm-up (full and lora modes)", default="cosine")
     weight_decay: float = help_field("AdamW weight decay on weight matrices (full and lora modes)", default=0.01)
     max_grad_norm: float = help_field("gradient clipping norm, 0 disables (full and lora modes)", default=1.0)
-    eval_batch_size: int = help_field("batch size for labelling and feature extraction", default=64)
-    group_by_length: bool = help_field("batch examples of similar length together, less padding (full and lora modes)", default=True)
+    eval_batch_size: int = help_field("batch size for labelling and feature extraction (every mode)", default=64)
+    group_by_length: bool = help_field(
+        "batch examples of similar length together, less padding (full and lora modes)", default=True)
     early_stopping: EarlyStoppingConfig = field(
         default_factory=EarlyStoppingConfig,
         metadata={"help": "best-checkpoint selection on a held-out slice of the training labels"})
@@ -186,7 +188,8 @@ class SweepConfig:
     weak: list[ModelConfig] = help_field(
         "weak models: aliases/paths or mappings like the `weak:` block; each entry inherits the `weak:` block's "
         "settings and overrides what it sets", default_factory=list)
-    strong: list[ModelConfig] = help_field("strong models, likewise inheriting the `strong:` block", default_factory=list)
+    strong: list[ModelConfig] = help_field("strong models, likewise inheriting the `strong:` block",
+                                           default_factory=list)
     pairs: Literal["weak_le_strong", "all"] = help_field(
         "which (weak, strong) pairs run: weak_le_strong = every pair whose weak model has at most as many "
         "parameters as the strong one (Burns et al.); all = every pair", default="weak_le_strong")
@@ -212,7 +215,8 @@ class Recipe:
         default_factory=lambda: ModelConfig(model="mpnet", mode="head"), metadata={"help": "the strong student"}
     )
     methods: list[MethodConfig] = field(
-        default_factory=lambda: [MethodConfig(name="naive")], metadata={"help": "transfer methods, each `{name: ..., <options>}`"}
+        default_factory=lambda: [MethodConfig(name="naive")],
+        metadata={"help": "transfer methods, each `{name: ..., <options>}` (`w2s methods`)"}
     )
     evaluate: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "evaluation statistics"})
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig,

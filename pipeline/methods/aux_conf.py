@@ -8,7 +8,7 @@ disagree confidently with its supervisor instead of imitating its mistakes. Any 
 
 from dataclasses import dataclass, field
 
-from pipeline.losses import LogConfConfig, LossConfig
+from pipeline.config.losses import LogConfConfig, LossConfig
 from pipeline.methods import naive
 
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import torch
 
 from pipeline.config.schema import MethodConfig
 from pipeline.methods.base import LabelSet
@@ -43,9 +42,11 @@ class Config(Smoothing, MethodConfig):
     name: str = "graph_smooth"
 
 
-def knn_graph(features: np.ndarray, k: int, block: int = 1024) -> torch.Tensor:
+def knn_graph(features: np.ndarray, k: int, block: int = 1024) -> "torch.Tensor":  # noqa: F821
     """Symmetric sparse cosine kNN adjacency (negative similarities clipped to 0), built block by block so
     memory stays O(n * block + n * k) rather than O(n^2)."""
+    import torch
+
     x = torch.nn.functional.normalize(torch.tensor(features, dtype=torch.float32), dim=1)
     n = len(x)
     k = min(k, n - 1)
@@ -68,6 +69,8 @@ def propagate(features: np.ndarray, y0: np.ndarray, k: int, alpha: float, balanc
               tol: float = 1e-6, max_iter: int = 1000) -> np.ndarray:
     """Label propagation to convergence; returns label distributions [n, 2]. With `balance_to` = q, the
     log-odds are shifted so that a share q of examples ends up in class 1."""
+    import torch
+
     w = knn_graph(features, k)
     deg = torch.sparse.sum(w, dim=1).to_dense().clamp(min=1e-12)
     inv_sqrt = deg.rsqrt()

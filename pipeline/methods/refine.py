@@ -18,10 +18,10 @@ import numpy as np
 
 from pipeline import models
 from pipeline.config.schema import MethodConfig
+from pipeline.data import dataset_prompt, prompt_spec
 from pipeline.errors import UserError
 from pipeline.methods.base import LabelSet, MethodContext
 from pipeline.plotting import pyplot, save
-from pipeline.prompting import DemoPool, calibrate, dataset_prompt, prompt_spec
 
 
 @dataclass
@@ -81,6 +81,11 @@ def preflight(cfg: Config, recipe) -> str | None:
 
 
 def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
+    from pipeline.prompting import (  # torch: imported where it runs (fast `w2s keys`)
+        DemoPool,
+        calibrate,
+    )
+
     template, verbalizers = prompt_spec(ctx.default_prompt, cfg.prompt, cfg.verbalizers)
     refiner = refiner_of(cfg, ctx.strong.model)
     prompter = ctx.prompter(refiner, template, verbalizers, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,

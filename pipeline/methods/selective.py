@@ -24,13 +24,11 @@ import numpy as np
 
 from pipeline import models
 from pipeline.config.schema import HeadConfig, MethodConfig
+from pipeline.data import dataset_prompt, prompt_spec
 from pipeline.errors import UserError
 from pipeline.methods.base import LabelSet, MethodContext
 from pipeline.methods.graph_smooth import Smoothing, smooth
-from pipeline.metrics import auroc_rows
 from pipeline.plotting import pyplot, save
-from pipeline.prompting import DemoPool, calibrate, dataset_prompt, prompt_spec
-from pipeline.train.head import fit_head, head_proba
 
 
 @dataclass
@@ -83,6 +81,8 @@ class Config(MethodConfig):
 def cross_fit_self_labels(features: np.ndarray, weak: np.ndarray, folds: int, head_cfg: HeadConfig,
                           seed: int) -> np.ndarray:
     """Out-of-fold probe predictions: each example is labelled by a probe that never saw its weak label."""
+    from pipeline.train.head import fit_head, head_proba  # torch: imported where it runs (fast `w2s keys`)
+
     out = np.zeros_like(weak, dtype=np.float32)
     parts = np.array_split(np.random.default_rng(seed).permutation(len(features)), folds)
     for k, held in enumerate(parts):
@@ -111,6 +111,8 @@ def prompt_self_labels(cfg: Config, ctx: MethodContext, weak_b_hard: np.ndarray)
     """Few-shot self-labels of the causal strong model on B (demos from the rest of B) and on A (demos from
     B): queries share a KV-cached demonstration block per `block_size`, calibrated per block to the weak
     labels' positive rate (A's queries use B's overall rate: their weak labels would be in-sample)."""
+    from pipeline.prompting import DemoPool, calibrate
+
     template, verbalizers = prompt_spec(ctx.default_prompt, cfg.prompt, cfg.verbalizers)
     prompter = ctx.prompter(ctx.strong.model, template, verbalizers, batch_size=cfg.prompt_batch_size)
     texts_b = ctx.texts("transfer")
@@ -168,6 +170,9 @@ def choose_tau(pik: np.ndarray, self_correct: np.ndarray, weak_correct: np.ndarr
 
 
 def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
+    from pipeline.metrics import auroc_rows
+    from pipeline.train.head import fit_head, head_proba
+
     strong = ctx.strong
     feats = ctx.features(["train_weak", "transfer"])
     fa, fb = feats["train_weak"], feats["transfer"]

@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 
 from pipeline import models, rundir
-from pipeline.predict import pooled_features
 from pipeline.rundir import RunDir
 from pipeline.tasks.base import Split
 
@@ -43,6 +41,10 @@ class Stage:
     folder: Callable[[RunDir, Unit], Path]
     run: Callable[["Job"], dict]
     runs_models: bool = False  # autocast precision enters the key
+    # (recipe, unit) -> modules whose code (with what they import) enters the key besides the stage's own
+    # and the task's: a transfer adds its method's module
+    code: Callable[[object, Unit], list[str]] = lambda recipe, unit: []
+    task_code: bool = True  # the task module's code enters the key (the data stage reads only its loaders)
     cached: bool = True  # False: runs every time (the report)
     enabled: Callable[[object], bool] = lambda recipe: True
 
@@ -159,6 +161,10 @@ class SeedInputs:
     # --- frozen features
     def features(self, role_cfg, splits: list[str]) -> dict[str, np.ndarray]:
         """Pooled frozen features of `role_cfg.model` per split: computed once per run, cached on disk."""
+        from safetensors.numpy import load_file, save_file
+
+        from pipeline.predict import pooled_features  # torch: only where a model runs
+
         key = rundir.cache_key(role_cfg.model, role_cfg.head.pooling, self.recipe.data.max_length, self.data_key)
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in role_cfg.model)[-40:]
         folder = self.run.features_dir() / f"{slug}-{key}"

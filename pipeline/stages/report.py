@@ -181,7 +181,8 @@ def markdown(results: dict, images: list[str]) -> str:
     w = results["weak"]
     seeds = results.get("seeds") or [results.get("seed", 0)]
     if len(seeds) > 1:
-        split = "one A/B/test split per seed" if results.get("env", {}).get("vary_split") else "one shared A/B/test split"
+        vary = results.get("env", {}).get("vary_split")
+        split = "one A/B/test split per seed" if vary else "one shared A/B/test split"
         stats = (f"Training seeds {', '.join(map(str, seeds))} ({split}): values are means over seeds, ± their "
                  f"standard deviation; brackets are {lvl}% two-level bootstrap intervals ({results['n_bootstrap']} "
                  "resamples, each drawing the seeds and the test examples with replacement), so they carry both "
@@ -263,7 +264,8 @@ def markdown(results: dict, images: list[str]) -> str:
         lines.append(f"| {stage} | {secs if secs is not None else '?'} | {'cached' if t.get('cached') else 'ran'} |")
     env = results.get("env", {})
     v = env.get("versions", {})
-    lines += ["", f"w2s {env.get('w2s')} (git {str(env.get('git_commit'))[:10]}{'+dirty' if env.get('git_dirty') else ''}), "
+    dirty = "+dirty" if env.get("git_dirty") else ""
+    lines += ["", f"w2s {env.get('w2s')} (git {str(env.get('git_commit'))[:10]}{dirty}), "
               f"Python {env.get('python')}, torch {v.get('torch')}, transformers {v.get('transformers')}, "
               f"device {env.get('device')} × {env.get('num_processes')} process(es), "
               f"mixed precision {env.get('mixed_precision')}.",

@@ -5,10 +5,10 @@ trained on them with the method's loss."""
 import numpy as np
 
 from pipeline import models, rundir, tasks
+from pipeline.data import dataset_prompt
 from pipeline.errors import UserError
 from pipeline.methods import METHODS
 from pipeline.methods.base import MethodContext
-from pipeline.prompting import Prompter, dataset_prompt
 from pipeline.stages.base import Job, SeedInputs, Stage, Unit
 from pipeline.tasks.base import Fit
 
@@ -30,6 +30,8 @@ def method_context(job: Job, inp: SeedInputs, task) -> MethodContext:
         return task.fit_and_predict(fit, inp, {"train_weak": predict_rows})[0]["train_weak"]
 
     def prompter(spec, template, verbalizers, **batching):
+        from pipeline.prompting import Prompter  # torch: only where a model runs
+
         path = models.resolve(spec)
         if not models.is_causal(path):
             raise UserError(f"{spec!r} is not a causal language model; prompting needs one",
@@ -70,6 +72,11 @@ def key(recipe, unit: Unit) -> list:
     return [rundir.as_data(method), rundir.as_data(recipe.strong)]
 
 
+def code(recipe, unit: Unit) -> list[str]:
+    method = next(m for m in recipe.methods if m.key == unit.method)
+    return [METHODS[method.name].__name__]
+
+
 STAGE = Stage(name="transfer", inputs=("data", "weak"), units=units, key=key,
               folder=lambda run, unit: run.stage_dir("transfer", unit.seed, unit.method), run=run,
-              runs_models=True)
+              runs_models=True, code=code)
