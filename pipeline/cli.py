@@ -18,8 +18,12 @@ EPILOG = """examples:
   w2s run recipes/sweeps/multiemo_sizes.yaml          (weak x strong pairs, shared stages, size plot)
   accelerate launch -m pipeline run recipes/quickstart.yaml
   accelerate launch --config_file recipes/accelerate/cpu_ddp.yaml -m pipeline run recipes/quickstart.yaml
-  w2s validate recipes/*.yaml
+  w2s run recipes/smoke.yaml                          (under a minute: a first look)
+  w2s run recipes/quickstart.yaml --dry-run           (the resolved recipe and which stages would run)
+  w2s validate recipes/quickstart.yaml data.n_test=5000
   w2s report runs/quickstart
+  w2s runs runs/                                      (every run: finished or not, stages, PGR)
+  w2s compare runs/quickstart runs/try1
   w2s theory theory.two_layer.n_seeds=3
   w2s keys strong.          (every recipe key with its type, default and meaning)
 """
@@ -39,8 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force-stage", action="append", default=[], metavar="NAME",
                      help="rerun one stage (data, weak, ceiling, transfer, evaluate, theory); repeatable")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
-    val = sub.add_parser("validate", help="check recipes without running them; reports every problem")
-    val.add_argument("recipes", type=Path, nargs="+")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check everything, print the resolved recipe and the stage plan (what runs, what is "
+                          "reused and why); write nothing")
+    val = sub.add_parser("validate", help="check recipes without running them (schema, data, splits, models, "
+                                          "methods, output folder); reports every problem")
+    val.add_argument("recipes", nargs="+", metavar="RECIPE [key=value]",
+                     help="recipe files, then optional overrides applied to each")
+    val.add_argument("--schema-only", action="store_true",
+                     help="check keys and values only (e.g. a recipe meant for another machine's models)")
     rep = sub.add_parser("report", help="re-render report.md and plots of a finished run from results.json")
     rep.add_argument("run_dir", type=Path)
     th = sub.add_parser("theory", help="run only the synthetic theory settings (seconds on a CPU)")
@@ -50,10 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     th.add_argument("--force", action="store_true", help="rerun even if cached")
     keys = sub.add_parser("keys", help="list recipe keys with type, default and help")
     keys.add_argument("prefix", nargs="?", default="", help="only keys starting with this, e.g. strong.")
-    mod = sub.add_parser("models", help="list model aliases, or prepare them (unpack/convert once)")
-    mod.add_argument("action", choices=["list", "prepare"])
+    mod = sub.add_parser("models", help="list model aliases (default), or prepare them (unpack/convert once)")
+    mod.add_argument("action", choices=["list", "prepare"], nargs="?", default="list")
     mod.add_argument("aliases", nargs="*", help="aliases to prepare (default: all installed)")
-    sub.add_parser("data", help="list the shipped datasets")
+    dat = sub.add_parser("data", help="list the shipped datasets")
+    dat.add_argument("action", choices=["list"], nargs="?", default="list")
+    runs = sub.add_parser("runs", help="list the runs under a folder: finished or interrupted, stages done, PGR")
+    runs.add_argument("folder", type=Path, nargs="?", default=Path("runs"))
+    cmp = sub.add_parser("compare", help="two runs' accuracy, AUROC and PGR side by side")
+    cmp.add_argument("run_dirs", type=Path, nargs=2, metavar="RUN")
     sub.add_parser("methods", help="list the transfer methods")
     sub.add_parser("tasks", help="list the task kinds")
     return p
@@ -61,9 +77,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_run(a) -> int:
     from pipeline.config.loading import load_recipe
-    from pipeline.runner import Runner
     from pipeline.stages import STAGES
-    from pipeline.sweep import run_sweep
 
     bad = [s for s in a.force_stage if s not in STAGES]
     if bad:
@@ -71,10 +85,39 @@ def _cmd_run(a) -> int:
     recipe = load_recipe(a.recipe, a.overrides)
     if a.no_progress:
         os.environ["W2S_NO_PROGRESS"] = "1"
+    if a.dry_run:
+        from pipeline.preflight import preflight
+
+        preflight(recipe)  # before the accelerator: the plan needs no hardware to be checked
+    from pipeline.runner import Runner
+    from pipeline.sweep import run_sweep
+
     start = time.perf_counter()
     runner = Runner(recipe, force=a.force, force_stages=a.force_stage, progress=not a.no_progress)
+    if a.dry_run:
+        return _dry_run(runner)
     run_dir = run_sweep(runner) if recipe.sweep.enabled else runner.run()
     runner.log(f"done in {time.perf_counter() - start:.1f} s: {run_dir}/report.md, {run_dir}/results.json")
+    return 0
+
+
+def _dry_run(runner) -> int:
+    """The resolved recipe and, per unit, whether it would run or be reused (and why); writes nothing."""
+    import yaml
+
+    from pipeline.config.loading import to_dict
+    from pipeline.sweep import pair_runners
+
+    print("# resolved recipe\n" + yaml.safe_dump(to_dict(runner.recipe), sort_keys=False))
+    why = {"reuse": "finished with this key", "new": "not run yet", "changed": "its config, code or inputs changed",
+           "forced": "--force / --force-stage", "always": "re-rendered every run"}
+    subs = pair_runners(runner) if runner.recipe.sweep.enabled else [({"name": None}, runner)]
+    for pair, sub in subs:
+        print(f"# plan{' of pair ' + pair['name'] if pair['name'] else ''}: {sub.run_dir}")
+        for _, _, label, folder, _, state in sub.plan():
+            reason = why.get(state, "an input it reads will run first")
+            print(f"  {label:34s} {('reuse' if state == 'reuse' else 'run'):6s} {state:18s} ({reason})")
+    print("nothing was written (dry run)")
     return 0
 
 
@@ -82,10 +125,14 @@ def _cmd_validate(a) -> int:
     import yaml
 
     from pipeline.config.loading import is_accelerate_config, load_recipe
+    from pipeline.preflight import problems
 
+    paths = [Path(x) for x in a.recipes if "=" not in x]
+    overrides = [x for x in a.recipes if "=" in x]
+    if not paths:
+        raise UserError("validate needs a recipe file", "e.g. w2s validate recipes/quickstart.yaml data.n_test=300")
     bad = 0
-
-    for path in a.recipes:
+    for path in paths:
         try:
             if path.is_file() and is_accelerate_config(yaml.safe_load(path.read_text())):
                 print(f"skip  {path} (an accelerate config: accelerate launch --config_file {path} ...)")
@@ -93,8 +140,13 @@ def _cmd_validate(a) -> int:
         except yaml.YAMLError:
             pass  # load_recipe reports it
         try:
-            load_recipe(path)
-            print(f"ok    {path}")
+            recipe = load_recipe(path, overrides)
+            theory_only = recipe.data.name is None and recipe.data.path is None and recipe.theory.enabled
+            found = [] if a.schema_only or theory_only else problems(recipe)
+            if found:
+                raise UserError(f"{path}: cannot run, {len(found)} problem(s):\n  - " + "\n  - ".join(found))
+            print(f"ok    {path}" + (" (schema only)" if a.schema_only else " (theory only: w2s theory "
+                                     f"{path})" if theory_only else ""))
         except UserError as e:
             bad += 1
             print(f"error {e}", file=sys.stderr)
@@ -138,9 +190,11 @@ def _cmd_models(a) -> int:
 
     if a.action == "list":
         for name, al in models.ALIASES.items():
-            state = models.check_spec(name)
-            print(f"{name:14s} {al.kind:8s} {al.params:>7s}  {al.licence:20s} "
-                  f"{'ready to prepare' if state is None else 'missing: ' + ', '.join(al.packages)}")
+            if models.check_spec(name) is not None:
+                state = "missing package(s): " + ", ".join(al.packages)
+            else:
+                state = "prepared" if models.is_prepared(name) else f"not prepared yet (w2s models prepare {name})"
+            print(f"{name:14s} {al.kind:8s} {al.params:>7s}  {al.licence:20s} {state}")
         print(f"\ncache: {models.cache_dir() / 'models'}   any other value: a local folder or a hub id")
         return 0
     names = a.aliases or [n for n in models.ALIASES if models.check_spec(n) is None]
@@ -165,7 +219,71 @@ def _cmd_methods(a) -> int:
     from pipeline.methods import METHODS
 
     for name, module in METHODS.items():
-        print(f"{name:14s} {(module.__doc__ or '').strip().splitlines()[0]}")
+        print(f"{name:14s} {_summary(module.__doc__)}")
+    return 0
+
+
+def _summary(doc: str | None) -> str:
+    """A docstring's first paragraph on one line."""
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
+
+
+def _cmd_runs(a) -> int:
+    from pipeline.rundir import read_json_if_exists
+
+    if not a.folder.is_dir():
+        raise UserError(f"{a.folder} is not a folder", "pass the output_dir of your recipes, e.g. w2s runs runs")
+    found = 0
+    for run in sorted(p for p in a.folder.iterdir() if (p / "config.yaml").exists()):
+        found += 1
+        res = read_json_if_exists(run / "results.json")
+        done = sorted(str(m.parent.relative_to(run)) for m in run.rglob("metrics.json"))
+        finished = bool(res) and (run / "report.md").exists()
+        if res.get("sweep"):
+            head = f"sweep of {len(res.get('pairs', []))} pairs"
+        elif res:
+            pgr = [f"{k} {v['pgr']['accuracy']['value']:.2f}" if v["pgr"]["accuracy"]["value"] is not None
+                   else f"{k} undefined" for k, v in res.get("methods", {}).items()]
+            head = "PGR(acc): " + ", ".join(pgr)
+        else:
+            head = "no results yet"
+        print(f"{run.name:24s} {'finished' if finished else 'unfinished':10s} {len(done):3d} stages done  {head}")
+    if not found:
+        print(f"no runs under {a.folder} (a run folder holds config.yaml)")
+    return 0
+
+
+def _cmd_compare(a) -> int:
+    from pipeline.stages.report import read_results
+
+    left, right = (read_results(d) for d in a.run_dirs)
+    if left.get("sweep") or right.get("sweep"):
+        raise UserError("compare takes two single runs", "compare two pairs of a sweep: <sweep>/pairs/<pair>")
+
+    def rows(res):
+        out = {"weak": res["weak"], "ceiling": res["ceiling"]}
+        out.update(res["methods"])
+        return out
+
+    def cell(entry, kind):
+        if entry is None:
+            return "—"
+        e = entry["pgr"]["accuracy"] if kind == "pgr" else entry[kind]
+        return "undefined" if e["value"] is None else f"{e['value'] * (1 if kind == 'pgr' else 100):.2f}"
+
+    lr, rr = rows(left), rows(right)
+    names = [a.run_dirs[0].name, a.run_dirs[1].name]
+    print(f"{'model':16s} " + "  ".join(f"{n[:10] + ' ' + k:>20s}" for k in ("acc %", "AUROC %", "PGR")
+                                         for n in names))
+    for key in dict.fromkeys([*lr, *rr]):
+        cells = []
+        for kind in ("accuracy", "auroc", "pgr"):
+            for side in (lr, rr):
+                e = side.get(key)
+                cells.append("—" if e is None or (kind == "pgr" and "pgr" not in e) else cell(e, kind))
+        print(f"{key:16s} " + "  ".join(f"{c:>20s}" for c in cells))
+    for n, res in zip(names, (left, right)):
+        print(f"{n}: {res['data'].get('summary', '?')}; seeds {res.get('seeds')}")
     return 0
 
 
@@ -175,8 +293,7 @@ def _cmd_tasks(a) -> int:
     from pipeline import tasks
 
     for name, module in tasks.TASKS.items():
-        doc = importlib.import_module(module).__doc__ or ""
-        print(f"{name:14s} {doc.strip().splitlines()[0]}")
+        print(f"{name:14s} {_summary(importlib.import_module(module).__doc__)}")
     return 0
 
 
@@ -197,7 +314,7 @@ def main(argv=None) -> int:
         return 2
     handler = {"run": _cmd_run, "validate": _cmd_validate, "report": lambda a: _report(a), "theory": _cmd_theory,
                "keys": _cmd_keys, "models": _cmd_models, "data": _cmd_data, "methods": _cmd_methods,
-               "tasks": _cmd_tasks}[a.command]
+               "tasks": _cmd_tasks, "runs": _cmd_runs, "compare": _cmd_compare}[a.command]
     try:
         return handler(a)
     except UserError as e:

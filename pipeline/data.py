@@ -134,7 +134,8 @@ def load_examples(cfg) -> tuple[list[str], np.ndarray, dict]:
         if fld not in columns:
             raise UserError(f"{role}: column {fld!r} not in {path} (columns: {', '.join(columns)})",
                             f"set {role} to one of the columns above")
-    texts, labels = list(ds[cfg.text_field]), list(ds[cfg.label_field])
+    table = ds.with_format("arrow")  # whole columns as Python lists at once: 100x faster than row iteration
+    texts, labels = table[cfg.text_field].to_pylist(), table[cfg.label_field].to_pylist()
     keep = [i for i, (t, y) in enumerate(zip(texts, labels)) if isinstance(t, str) and t.strip() and y is not None]
     if not keep:
         raise UserError(f"column {cfg.text_field!r} of {path} has no non-empty text",
@@ -146,6 +147,11 @@ def load_examples(cfg) -> tuple[list[str], np.ndarray, dict]:
     source = {"path": str(path), "rows": len(ds), "usable_rows": len(keep),
               "label_map": {str(k): v for k, v in mapping.items()}}
     return texts, y, source
+
+
+def row_count(cfg) -> int:
+    """Rows in the data source (UserError when it cannot be read)."""
+    return _read_table(source_path(cfg)).num_rows
 
 
 def balanced_split(labels: np.ndarray, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:

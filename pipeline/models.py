@@ -116,6 +116,11 @@ ALIASES: dict[str, Alias] = {
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def is_prepared(alias: str) -> bool:
+    """Whether an alias is already unpacked/converted in the model cache."""
+    return (cache_dir() / "models" / alias / "config.json").exists()
+
+
 def check_spec(spec: str) -> str | None:
     """Why a model spec cannot be used, or None. Cheap: touches no weights."""
     if spec in ALIASES:
@@ -171,7 +176,20 @@ def resolve(spec: str) -> str:
     return str(target)
 
 
+def _causal_config(config: dict) -> bool:
+    return any(str(a).endswith("ForCausalLM") for a in config.get("architectures") or []) or bool(
+        config.get("is_decoder", False))
+
+
 def is_causal(path: str) -> bool:
+    local = Path(path).expanduser() / "config.json"
+    if local.exists():  # read the JSON: no transformers import for a local folder (fast `w2s validate`)
+        import json
+
+        try:
+            return _causal_config(json.loads(local.read_text()))
+        except (OSError, ValueError) as e:
+            raise UserError(f"could not read {local}: {e}", "a model folder needs a valid config.json") from None
     from transformers import AutoConfig
 
     try:
@@ -181,6 +199,25 @@ def is_causal(path: str) -> bool:
                         "use an alias, a local transformers folder, or a hub id with a reachable hub") from None
     return any(a.endswith("ForCausalLM") for a in (config.architectures or [])) or bool(
         getattr(config, "is_decoder", False))
+
+
+def hub_problem(spec: str, timeout: float = 4.0) -> str | None:
+    """For a hub id: None when it is in the local hub cache or the hub answers for it, else why it cannot
+    be loaded (found in seconds, before anything runs)."""
+    if spec in ALIASES or Path(spec).expanduser().exists():
+        return None
+    from huggingface_hub import HfApi, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(spec, "config.json"), str):
+        return None
+    try:
+        HfApi().model_info(spec, timeout=timeout)
+        return None
+    except Exception as e:  # offline mode, DNS, timeouts, 401/404: one message for all
+        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+    return (f"hub id {spec!r} is not in the local cache and the hub cannot be reached or does not serve it "
+            f"({reason}); download it where a hub is reachable and set the model to that folder, or use an "
+            "alias (`w2s models list`)")
 
 
 def kind(spec: str) -> str | None:

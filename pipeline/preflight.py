@@ -1,4 +1,10 @@
-"""Checks that can fail on user input, made before anything is written or trained."""
+"""Every check that can be made before anything is written or trained, all problems reported together.
+
+`w2s validate`, `w2s run` and `w2s run --dry-run` call `preflight`: the recipe's data (file, columns,
+labels, split sizes), output folder, model specs (a hub id without a reachable hub or a local copy fails
+here, in seconds), each method's prerequisites (prompt templates, causal refiners) and, when the
+process count is known, batch sizes against it. Fast: no model is loaded and torch is not imported.
+"""
 
 import os
 from pathlib import Path
@@ -15,24 +21,65 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
-def preflight(recipe) -> None:
-    """Data, split sizes, model specs, method prerequisites and the output folder of a recipe."""
+def problems(recipe, num_processes: int | None = None) -> list[str]:
+    """What stops this recipe from running, one readable line each (empty: it can run)."""
+    out = []
     if recipe.data.name is None and recipe.data.path is None:
-        raise UserError("this recipe has no data: set data.name (a shipped dataset, `w2s data`) or data.path",
-                        "a recipe with only a `theory:` block runs with `w2s theory RECIPE`")
-    task = tasks.get(recipe.task)
-    _, labels, _ = task.load(recipe.data)
-    task.split(labels, data.split_sizes(recipe.data), recipe.data.seed)
-    problems = [f"{role}.model: {p}" for role in ("weak", "strong")
-                if (p := models.check_spec(getattr(recipe, role).model))]
+        out.append("data: this recipe has no data: set data.name (a shipped dataset, `w2s data list`) or data.path "
+                   "(a recipe with only a `theory:` block runs with `w2s theory RECIPE`)")
+    else:
+        task = tasks.get(recipe.task)
+        try:
+            _, labels, _ = task.load(recipe.data)
+            task.split(labels, data.split_sizes(recipe.data), recipe.data.seed)
+        except UserError as e:
+            out.append(f"data: {e}")
+            out += _size_problems(recipe.data)
+    out += _output_problems(Path(recipe.output_dir) / recipe.name)
+    roles = [("weak", recipe.weak), ("strong", recipe.strong)]
+    roles += [(f"sweep.{r}[{i}]", m) for r in ("weak", "strong") for i, m in enumerate(getattr(recipe.sweep, r))]
+    for role, m in roles:
+        p = models.check_spec(m.model) or models.hub_problem(m.model)
+        if p:
+            out.append(f"{role}.model: {p}")
+        if num_processes and m.mode != "head" and m.train.batch_size % num_processes:
+            b = m.train.batch_size
+            out.append(f"{role}.train.batch_size: {b} is the global batch and must divide evenly over "
+                       f"{num_processes} processes; use a multiple of {num_processes}, e.g. "
+                       f"{b + num_processes - b % num_processes}")
     for i, m in enumerate(recipe.methods):
         check = getattr(METHODS[m.name], "preflight", None)
         if check and (p := check(m, recipe)):
-            problems.append(f"methods[{i}] ({m.key}): {p}")
-    if problems:
-        raise UserError("\n  - ".join(["cannot run this recipe:", *problems]))
-    out = Path(recipe.output_dir) / recipe.name
+            out.append(f"methods[{i}] ({m.key}): {p}")
+    return out
+
+
+def _size_problems(cfg) -> list[str]:
+    """When the data loaded only partly (e.g. a wrong column): are the splits larger than the file?"""
+    try:
+        rows = data.row_count(cfg)
+    except UserError:
+        return []  # the file itself is the problem, already reported
+    need = sum(data.split_sizes(cfg).values())
+    if need <= rows:
+        return []
+    return [f"data.n_train_weak + data.n_transfer + data.n_test = {need}, but the data has {rows} rows; lower them"]
+
+
+def _output_problems(out: Path) -> list[str]:
+    if out.exists() and not out.is_dir():
+        return [f"output_dir: {out} is a file, not a folder; set output_dir or name to somewhere else"]
     base = _nearest_existing(out)
-    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
-        raise UserError(f"output directory {out} cannot be written ({base} is not a writable folder)",
-                        "set output_dir to a folder you can write to, e.g. output_dir=runs")
+    if not base.is_dir():
+        return [f"output_dir: {out} cannot be created ({base} is a file); set output_dir to a folder, e.g. runs"]
+    if not os.access(base, os.W_OK | os.X_OK):
+        return [f"output_dir: {out} cannot be written ({base} is not writable); set output_dir to a folder you "
+                "can write to, e.g. output_dir=runs"]
+    return []
+
+
+def preflight(recipe, num_processes: int | None = None) -> None:
+    """Raise one UserError naming every problem `problems` finds."""
+    found = problems(recipe, num_processes)
+    if found:
+        raise UserError(f"cannot run this recipe, {len(found)} problem(s):\n  - " + "\n  - ".join(found))

@@ -174,7 +174,7 @@ class Runner:
 
     def run(self, preflight_checks: bool = True, report: bool = True) -> Path:
         if preflight_checks:
-            preflight(self.recipe)
+            preflight(self.recipe, self.accelerator.num_processes)
         write_run_files(self.run_dir, self.recipe, self.accelerator)
         start_trackers(self.accelerator, self.recipe)
         self.execute([s for s in PLAN if report or s.name != "report"])

@@ -87,26 +87,34 @@ def plan(recipe) -> list[dict]:
     return pairs
 
 
-def run_sweep(runner: Runner) -> Path:
-    """Run every pair of `runner`'s recipe through its own Runner (sharing the accelerator and the shared
-    stage folders); `runner` runs the sweep-level theory stage and collects what the pairs computed."""
+def pair_runners(runner: Runner) -> list[tuple[dict, Runner]]:
+    """One Runner per pair of `runner`'s sweep (not yet run), sharing its accelerator and the shared
+    stage folders; every pair's recipe is preflighted first."""
     r, acc, root = runner.recipe, runner.accelerator, runner.run_dir
-    pairs = plan(r)
-    pair_recipes = []
-    for p in pairs:
+    out = []
+    for p in plan(r):
         pr = dataclasses.replace(r, name=p["name"], weak=p["weak"], strong=p["strong"], sweep=SweepConfig(),
                                  theory=dataclasses.replace(r.theory, enabled=False))
-        preflight(pr)
-        pair_recipes.append(pr)
+        preflight(pr, acc.num_processes)
+        roots = {"data": root, "features": root, "weak": root / "models" / f"weak-{p['weak_name']}",
+                 "ceiling": root / "models" / f"strong-{p['strong_name']}"}
+        out.append((p, Runner(pr, accelerator=acc, force=runner.force, force_stages=runner.force_stages,
+                              progress=runner.progress, log=runner.log, run_dir=root / "pairs" / p["name"],
+                              roots=roots)))
+    return out
+
+
+def run_sweep(runner: Runner) -> Path:
+    """Run every pair of `runner`'s recipe through its own Runner; `runner` runs the sweep-level theory
+    stage and collects what the pairs computed."""
+    r, acc, root = runner.recipe, runner.accelerator, runner.run_dir
+    subs = pair_runners(runner)
+    pairs = [p for p, _ in subs]
     write_run_files(root, r, acc)
     runner.log(f"[sweep] {len(pairs)} pairs: " + ", ".join(p["name"] for p in pairs))
     start = time.perf_counter()
-    for i, (p, pr) in enumerate(zip(pairs, pair_recipes)):
+    for i, (p, sub) in enumerate(subs):
         runner.log(f"[sweep] pair {i + 1}/{len(pairs)}: {p['name']}")
-        roots = {"data": root, "features": root, "weak": root / "models" / f"weak-{p['weak_name']}",
-                 "ceiling": root / "models" / f"strong-{p['strong_name']}"}
-        sub = Runner(pr, accelerator=acc, force=runner.force, force_stages=runner.force_stages,
-                     progress=runner.progress, log=runner.log, run_dir=root / "pairs" / p["name"], roots=roots)
         sub.run(preflight_checks=False)
         runner.executed += sub.executed
         runner.timings.update({f"{p['name']}/{k}": v for k, v in sub.timings.items()})

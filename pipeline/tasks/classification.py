@@ -10,16 +10,10 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from safetensors.torch import save_file
 
 from pipeline import data, models, rundir
-from pipeline.distributed import model_state_to_save
 from pipeline.errors import UserError
-from pipeline.metrics import evaluate_seeds
-from pipeline.predict import predict_proba
 from pipeline.tasks.base import Fit
-from pipeline.train.head import fit_head, head_proba
-from pipeline.train.loop import finetune
 
 
 class Classification:
@@ -64,6 +58,10 @@ class Classification:
         selection, scored against its own training targets or, with `select_on: gold`, its ground truth
         (an oracle; flagged in the report).
         """
+        from pipeline.distributed import model_state_to_save  # torch and transformers: only where models train
+        from pipeline.predict import predict_proba
+        from pipeline.train.loop import finetune
+
         role = fit.role
         path = models.resolve(role.model)
         max_length = inputs.recipe.data.max_length
@@ -117,6 +115,10 @@ class Classification:
         return probs, info
 
     def _fit_head(self, fit, inputs, predict, train_idx, targets, val_rows, val_targets, es_info, save):
+        from safetensors.torch import save_file
+
+        from pipeline.train.head import fit_head, head_proba
+
         role = fit.role
         feats = inputs.features(role, [fit.split, *predict])
         train_feats = feats[fit.split] if train_idx is None else feats[fit.split][train_idx]
@@ -143,6 +145,8 @@ class Classification:
     def evaluate(self, per_seed: dict, eval_cfg, shared_test: bool) -> dict:
         """Accuracy, AUROC and PGR of every model with two-level bootstrap intervals: `per_seed` maps a
         training seed to (gold labels, {model: P(class 1)})."""
+        from pipeline.metrics import evaluate_seeds
+
         return evaluate_seeds(per_seed, "weak", "ceiling", eval_cfg.bootstrap, eval_cfg.ci, eval_cfg.seed,
                               shared_test=shared_test)
 
