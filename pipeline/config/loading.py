@@ -391,6 +391,6 @@ def _describe_registry(prefix: str, base: type, classes: dict) -> list[tuple[str
     shared = {f.name for f in dataclasses.fields(base)}
     rows = [(f"{prefix}.{k}", t, d, h) for k, t, d, h in describe(base) if "." not in k]
     for name, cls in classes.items():
-        rows += [(f"{prefix}[name={name}].{k}", t, d, h) for k, t, d, h in describe(cls)
+        rows += [(f"{prefix.removesuffix('[]')}[name={name}].{k}", t, d, h) for k, t, d, h in describe(cls)
                  if k.split(".")[0] not in shared]
     return rows
