@@ -3,7 +3,7 @@
 The score of a prompt is the next-token log-odds of the two label verbalizers, log p(v1) - log p(v0),
 read from one forward pass (left padding, so the last position is the prediction for every row); no
 sampling. Calibration shifts the log-odds so a chosen share (the weak labels' positive rate) is positive:
-demonstration blocks move a small model's label prior a lot (DESIGN.md §8).
+demonstration blocks move a small model's label prior a lot (measured on the quickstart: README, refine).
 """
 
 import copy

@@ -87,3 +87,15 @@ def test_every_stage_is_one_module_in_the_plan():
     for stage in PLAN:
         assert (ROOT / "stages" / f"{stage.name}.py").exists()
         assert set(stage.inputs) <= set(names[:names.index(stage.name)])  # inputs run earlier
+
+
+def test_nothing_shipped_points_outside_the_project():
+    """Users have the clone only: docs, code and recipes cite files inside it (the theory spec is docs/THEORY.md)."""
+    repo = ROOT.parent
+    shipped = [repo / "README.md", *(repo / "docs").rglob("*.md"), *ROOT.rglob("*.py"),
+               *(repo / "recipes").rglob("*.yaml"), *(repo / "scripts").glob("*")]
+    for path in shipped:
+        text = path.read_text(errors="ignore")
+        for bad in ("../shared", "shared/THEORY", "shared/DESIGN", "shared/STYLE", "DESIGN.md"):
+            assert bad not in text, f"{path.relative_to(repo)} mentions {bad}"
+    assert (repo / "docs" / "THEORY.md").exists()

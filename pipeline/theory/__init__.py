@@ -1,4 +1,4 @@
-"""Synthetic theory stage (shared/THEORY.md): two reconstructed W2S settings with checkable predictions P1-P12.
+"""Synthetic theory stage (docs/THEORY.md): two reconstructed W2S settings with checkable predictions P1-P12.
 
 `run(cfg, out_dir)` simulates both settings, writes the plots and then `metrics.json` (last, atomically).
 """

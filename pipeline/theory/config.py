@@ -1,6 +1,6 @@
-"""Config of the synthetic theory stage (shared/THEORY.md): plain nested dataclasses with help text.
+"""Config of the synthetic theory stage (docs/THEORY.md): plain nested dataclasses with help text.
 
-Every default is the [DEFAULT] of THEORY.md, i.e. a reconstruction choice, not a value from the papers.
+Every default is the [DEFAULT] of docs/THEORY.md, i.e. a reconstruction choice, not a value from the papers.
 Annotations stay real types (no `from __future__ import annotations`): the recipe loader reads them.
 """
 
@@ -18,10 +18,10 @@ DEVICE = re.compile(r"(cpu|cuda|mps|xpu)(:\d+)?")  # what torch.device accepts, 
 
 @dataclass
 class TwoLayerConfig:
-    """Setting 1: feature elicitation in a two-layer ReLU reward model (THEORY.md §1, arXiv 2605.12908)."""
+    """Setting 1: feature elicitation in a two-layer ReLU reward model (docs/THEORY.md §1, arXiv 2605.12908)."""
 
     enabled: bool = help_field("run setting 1 (two-layer ReLU net, sweep over rho)", default=True)
-    n_seeds: int = help_field("independent seeds per rho (THEORY.md states its predictions for 10)", default=10)
+    n_seeds: int = help_field("independent seeds per rho (docs/THEORY.md states its predictions for 10)", default=10)
     d: int = help_field("input dimension; x ~ N(0, I_d)", default=64)
     n_tasks: int = help_field("number of tasks K (task 0 is the target)", default=4)
     subspace_dim: int = help_field("dimension r of each task subspace V_k", default=8)
@@ -56,7 +56,7 @@ class TwoLayerConfig:
 
 @dataclass
 class LogisticConfig:
-    """Setting 2: W2S in linear logistic regression (THEORY.md §2, arXiv 2605.05742)."""
+    """Setting 2: W2S in linear logistic regression (docs/THEORY.md §2, arXiv 2605.05742)."""
 
     enabled: bool = help_field("run setting 2 (linear logistic regression, student-teacher pairs)", default=True)
     d: int = help_field("input dimension; x ~ N(0, Sigma), target w* = e_1", default=50)

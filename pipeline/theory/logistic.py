@@ -1,9 +1,9 @@
-"""Setting 2: weak-to-strong in linear logistic regression (Geng, Hansen, Li, arXiv 2605.05742; THEORY.md §2).
+"""Setting 2: weak-to-strong in linear logistic regression (Geng, Hansen, Li, arXiv 2605.05742; docs/THEORY.md §2).
 
 Teacher and student are the same linear class; the student starts from its own (better) initialisation and runs
 full-batch GD on the teacher's labels. W2S here is strict: the student beats the teacher *and* its own init.
 The population minimiser is the teacher, so W2S can only happen along the trajectory: we report the best point
-of the path (oracle stopping), a fixed early time and the end point. Mechanism (THEORY.md §2.1): early GD adds
+of the path (oracle stopping), a fixed early time and the end point. Mechanism (docs/THEORY.md §2.1): early GD adds
 ∝ w_T to w_S0, and a mix of two predictors with weakly correlated errors has a higher cosine with w* than either.
 
 Speed: all pairs train at once (one batched matmul per step), every configuration of one covariance as columns.
@@ -46,7 +46,8 @@ class Setup:
 
 
 def setups(cfg: LogisticConfig) -> list[Setup]:
-    """The base configuration and the sweeps of THEORY.md §2.2, each configuration once (tagged with its sweeps)."""
+    """The base configuration and the sweeps of docs/THEORY.md §2.2, each configuration once (tagged with its
+    sweeps)."""
     base = Setup(cfg.gamma, cfg.c_teacher, cfg.c_student, cfg.init_norm, cfg.teacher_norm, "isotropic", "soft")
     variants = [("gamma", replace(base, gamma=g)) for g in cfg.gammas]
     variants += [("c_teacher", replace(base, c_teacher=c)) for c in cfg.c_teachers]
@@ -62,7 +63,7 @@ def setups(cfg: LogisticConfig) -> list[Setup]:
 
 
 def spectrum(cfg: LogisticConfig, covariance: str, dtype: torch.dtype) -> torch.Tensor:
-    """Eigenvalues of the axis-aligned Σ: all ones, or anisotropic (THEORY.md §2.1, read as below).
+    """Eigenvalues of the axis-aligned Σ: all ones, or anisotropic (docs/THEORY.md §2.1, read as below).
 
     Anisotropic: w* = e_1 keeps unit variance (λ = 1 on w*, as in the isotropic case) and the d−1 directions
     orthogonal to it get λ_i ∝ i^−power, normalised to mean 1 (tr Σ = d). The two covariances then differ only

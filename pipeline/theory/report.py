@@ -1,4 +1,4 @@
-"""Theory stage output: checks of predictions P1-P12 (THEORY.md §4), plots and the report's markdown section.
+"""Theory stage output: checks of predictions P1-P12 (docs/THEORY.md §4), plots and the report's markdown section.
 
 Everything here reads the metrics dict only (as written to metrics.json), so a report can be re-rendered later.
 """
@@ -198,7 +198,7 @@ CHECKS: dict[str, Callable[[dict], tuple]] = dict(zip(PREDICTION_IDS, (
 
 
 def check_predictions(metrics: dict) -> list[dict]:
-    """P1-P12 of THEORY.md §4 against the metrics: held true/false, or null where the setting was not run."""
+    """P1-P12 of docs/THEORY.md §4 against the metrics: held true/false, or null where the setting was not run."""
     out = []
     for pid, check in CHECKS.items():
         held, text = check(metrics)
@@ -270,7 +270,7 @@ def markdown_section(metrics: dict, rel_dir: str = "theory") -> str:
         "## Theory sanity check",
         "",
         "Two synthetic weak-to-strong settings, run in seconds on CPU. Both are reconstructions from paper abstracts "
-        "(shared/THEORY.md): every size and learning rate is a reconstruction default, not a value from the papers.",
+        "(docs/THEORY.md): every size and learning rate is a reconstruction default, not a value from the papers.",
         "",
         "- **Setting 1, feature elicitation** (Awano & Suzuki, arXiv 2605.12908): a pretrained two-layer ReLU reward "
         "model with per-task subspaces is fine-tuned on a weak single-index teacher's labels (W2S) or on ground "

@@ -1,11 +1,11 @@
-"""Setting 1: feature elicitation from latent knowledge (Awano & Suzuki, arXiv 2605.12908; THEORY.md §1).
+"""Setting 1: feature elicitation from latent knowledge (Awano & Suzuki, arXiv 2605.12908; docs/THEORY.md §1).
 
 A pretrained two-layer ReLU reward model f_k(x) = a_k·ReLU(Wx + c) + b_k has one head per task k. Its neurons
 lie in task subspaces V_k; the target group (task 0) knows the target direction u_0 only weakly (alpha_target).
 The target head is fine-tuned with weak-teacher labels (W2S) or ground truth (SFT, which is also the ceiling):
 the same SGD, only the labels differ. We measure target error, forgetting of the frozen off-target heads and
 where the neurons went. A reconstruction: the abstract gives no architecture or numbers, all sizes are the
-[DEFAULT]s of THEORY.md.
+[DEFAULT]s of docs/THEORY.md.
 
 Speed: every seed trains at once, and within a seed the models of every rho and both label kinds see the same
 minibatch, so one batched matmul per step serves all of them.
@@ -25,7 +25,7 @@ KINDS = ("w2s", "sft")  # label kinds: weak teacher's predictions, ground truth
 
 
 def link(z: torch.Tensor) -> torch.Tensor:
-    """Task reward g(z) = (z² − 1)/√2 (Hermite-2: unit variance, information exponent 2; THEORY.md §1.1)."""
+    """Task reward g(z) = (z² − 1)/√2 (Hermite-2: unit variance, information exponent 2; docs/THEORY.md §1.1)."""
     return (z * z - 1.0) / math.sqrt(2.0)
 
 
@@ -111,7 +111,7 @@ def first_layer(cfg: TwoLayerConfig, draws: SeedDraws, geo: Geometry, alpha_targ
 
 
 def ridge_heads(h: torch.Tensor, y: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ridge fit y ≈ a·h + b per head, bias unpenalised (THEORY.md §1.2). h (..., n, p), y (..., n) -> a, b."""
+    """Ridge fit y ≈ a·h + b per head, bias unpenalised (docs/THEORY.md §1.2). h (..., n, p), y (..., n) -> a, b."""
     h, y = h.double(), y.double()
     phi = torch.cat([h, torch.ones_like(h[..., :1])], dim=-1)
     n, p = h.shape[-2], h.shape[-1]
@@ -183,7 +183,7 @@ def prepare(cfg: TwoLayerConfig, draws: SeedDraws, geos: list[Geometry], alpha_t
 
 def finetune(cfg: TwoLayerConfig, preps: list[Prepared], masks: torch.Tensor | None, device: torch.device,
              progress: bool, desc: str) -> dict[str, torch.Tensor]:
-    """Minibatch SGD on ½·mean(f_0 − label)² over W, c, a_0, b_0 for every model at once (THEORY.md §1.4).
+    """Minibatch SGD on ½·mean(f_0 − label)² over W, c, a_0, b_0 for every model at once (docs/THEORY.md §1.4).
 
     Per seed the neurons of all V·2 models are stacked into one layer of M = V·2·m rows, so a step is two bmm's.
     Gradients are written out by hand (a two-layer net), which avoids autograd's bookkeeping on tiny tensors.
@@ -290,7 +290,7 @@ def simulate(cfg: TwoLayerConfig, seeds: list[int], rhos: list[float], alpha_tar
 
 
 def pgr(weak: torch.Tensor, student: torch.Tensor, ceiling: torch.Tensor) -> torch.Tensor:
-    """PGR = (err_weak − err_w2s) / (err_weak − err_ceiling) (THEORY.md §0); NaN where the gap vanishes."""
+    """PGR = (err_weak − err_w2s) / (err_weak − err_ceiling) (docs/THEORY.md §0); NaN where the gap vanishes."""
     gap = weak - ceiling
     return torch.where(gap.abs() > 1e-12, (weak - student) / gap, torch.full_like(gap, math.nan))
 
