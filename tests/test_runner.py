@@ -108,7 +108,8 @@ def test_unwritable_output_dir(tiny_recipe, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert _run(tiny_recipe, f"output_dir={blocker}/runs") == 2
-    assert "cannot be written" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "output_dir:" in err and "cannot be created" in err and "is a file" in err
 
 
 def test_bad_recipe_exit_2(tmp_path, capsys):
