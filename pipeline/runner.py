@@ -101,8 +101,8 @@ class Runner:
         folder, key = stage.folder(self.paths, unit), self.key(stage, unit)
         marker = folder / "metrics.json"
         done = read_json(marker) if stage.cached and marker.exists() else None
-        if self._forced(stage):
-            return key, cache_key(key, "forced", time.time_ns()), "forced"
+        if self._forced(stage):  # a new output id, the same on every rank: derived from the one it replaces
+            return key, cache_key(key, "forced", (done or {}).get("output_id")), "forced"
         if done is not None and done.get("cache_key") == key:
             return key, done.get("output_id", key), "reuse"
         return key, key, "changed" if done is not None else "new"
