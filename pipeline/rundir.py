@@ -85,13 +85,12 @@ def read_probs(path: Path) -> np.ndarray:
     return np.stack([1 - p, p], axis=1)
 
 
-def save_labels(target: Path, ids, texts, gold, targets: np.ndarray, extra: dict | None = None) -> None:
+def save_labels(target: Path, ids, texts, gold, targets: np.ndarray) -> None:
     """Training labels of a split as a `datasets` folder: id, text, gt_label, soft_label, hard_label."""
     import datasets
 
     columns = {"id": list(ids), "text": list(texts), "gt_label": [int(y) for y in gold],
                "soft_label": targets[:, 1].astype(float).tolist(), "hard_label": targets.argmax(1).tolist()}
-    columns.update(extra or {})
     atomic_write(target, lambda p: datasets.Dataset.from_dict(columns).save_to_disk(str(p)))
 
 

@@ -172,12 +172,12 @@ class Runner:
                     result = self.run_stage(stage, unit)
         return result
 
-    def run(self, preflight_checks: bool = True, report: bool = True) -> Path:
+    def run(self, preflight_checks: bool = True) -> Path:
         if preflight_checks:
             preflight(self.recipe, self.accelerator.num_processes)
         write_run_files(self.run_dir, self.recipe, self.accelerator)
         start_trackers(self.accelerator, self.recipe)
-        self.execute([s for s in PLAN if report or s.name != "report"])
+        self.execute(PLAN)
         self.accelerator.wait_for_everyone()
         if self.recipe.runtime.trackers:
             self.accelerator.end_training()
