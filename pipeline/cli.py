@@ -163,7 +163,9 @@ def _cmd_theory(a) -> int:
     overrides = list(a.args)
     if overrides and "=" not in overrides[0]:
         recipe_path = Path(overrides.pop(0))
-    recipe = load_recipe(recipe_path, ["name=theory", *overrides] if recipe_path is None else overrides)
+    # `w2s theory RECIPE` runs the theory stage even if the recipe switched it off for `w2s run`
+    base = ["theory.enabled=true"] + (["name=theory"] if recipe_path is None else [])
+    recipe = load_recipe(recipe_path, [*base, *overrides])
     runner = Runner(recipe, force=a.force)
     metrics = runner.run_theory()
     report = runner.run_dir / "report.md"

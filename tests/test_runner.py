@@ -156,3 +156,9 @@ def test_theory_command_writes_report(tmp_path, capsys):
     assert main(args) == 0
     assert "cached" in capsys.readouterr().out
     assert main(["theory", "theory.two_layer.rhos=[2.0]"]) == 2
+    # a recipe that switches theory off for `w2s run` still runs it under `w2s theory RECIPE`
+    recipe = tmp_path / "no_theory.yaml"
+    recipe.write_text("name: nt\ntheory: {enabled: false}\n")
+    assert main(["theory", str(recipe), *args[1:]]) == 0
+    out = capsys.readouterr().out
+    assert "theory predictions held" in out and " 0/0 " not in out
