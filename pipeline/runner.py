@@ -95,21 +95,21 @@ class Runner:
     def _forced(self, stage) -> bool:
         return self.force or stage.name in self.force_stages
 
-    def status(self, stage, unit) -> tuple[str, str, str]:
-        """(cache key, output id, state) of a unit given what is on disk: state is reuse, forced, new or
-        changed (its key differs from the finished one's)."""
+    def status(self, stage, unit) -> tuple[str, str, str, dict | None]:
+        """(cache key, output id, state, finished metrics or None) of a unit given what is on disk: state is
+        reuse, forced, new or changed (its key differs from the finished one's)."""
         folder, key = stage.folder(self.paths, unit), self.key(stage, unit)
         marker = folder / "metrics.json"
         done = read_json(marker) if stage.cached and marker.exists() else None
         if self._forced(stage):  # a new output id, the same on every rank: derived from the one it replaces
-            return key, cache_key(key, "forced", (done or {}).get("output_id")), "forced"
+            return key, cache_key(key, "forced", (done or {}).get("output_id")), "forced", done
         if done is not None and done.get("cache_key") == key:
-            return key, done.get("output_id", key), "reuse"
-        return key, key, "changed" if done is not None else "new"
+            return key, done.get("output_id", key), "reuse", done
+        return key, key, "changed" if done is not None else "new", done
 
     def run_stage(self, stage, unit) -> dict:
         folder = stage.folder(self.paths, unit)
-        key, output_id, state = self.status(stage, unit)
+        key, output_id, state, done = self.status(stage, unit)
         self.keys[stage.name, unit] = output_id
         name = label(self.recipe, stage.name, unit)
         job = Job(self.recipe, self.paths, self.accelerator, unit, folder, self.keys, self.timings, self.progress,
@@ -120,7 +120,6 @@ class Runner:
             return result
         marker = folder / "metrics.json"
         if state == "reuse":
-            done = read_json(marker)
             self.log(f"[{name}] cached ({done.get('summary', 'done')})")
             self.timings[name] = {"wall_time_s": done.get("wall_time_s"), "cached": True, "cache_key": key}
             return done
@@ -146,30 +145,31 @@ class Runner:
         any: state is reuse (finished with this key), forced, new, changed, or `after <input>` when an input
         will run (its output id is then unknown, so this unit reruns as well)."""
         rows, pending = [], []  # (stage name, unit, label) of the units that will run
-        for stage in stages:
-            if not stage.enabled(self.recipe):
-                continue
-            for unit in stage.units(self.recipe):
-                key, output_id, state = self.status(stage, unit)
-                name = label(self.recipe, stage.name, unit)
-                upstream = [lab for s, u, lab in pending if s in stage.inputs and unit.depends_on(u)]
-                if upstream and state in ("reuse", "changed"):
-                    state = f"after {upstream[0]}"
-                if state != "reuse" and stage.cached:
-                    output_id = cache_key(key, "pending")
-                    pending.append((stage.name, unit, name))
-                self.keys[stage.name, unit] = output_id
-                rows.append((stage, unit, name, stage.folder(self.paths, unit), key,
-                             state if stage.cached else "always"))
+        for stage, unit in self._units(stages):
+            key, output_id, state, _ = self.status(stage, unit)
+            name = label(self.recipe, stage.name, unit)
+            upstream = [lab for s, u, lab in pending if s in stage.inputs and unit.depends_on(u)]
+            if upstream and state in ("reuse", "changed"):
+                state = f"after {upstream[0]}"
+            if state != "reuse" and stage.cached:
+                output_id = cache_key(key, "pending")
+                pending.append((stage.name, unit, name))
+            self.keys[stage.name, unit] = output_id
+            rows.append((stage, unit, name, stage.folder(self.paths, unit), key, state if stage.cached else "always"))
         return rows
+
+    def _units(self, stages):
+        """(stage, unit) of every unit of `stages` the recipe enables, in plan order."""
+        for stage in stages:
+            if stage.enabled(self.recipe):
+                for unit in stage.units(self.recipe):
+                    yield stage, unit
 
     def execute(self, stages) -> dict:
         """Run every unit of `stages` (in plan order) that the recipe enables; returns the last result."""
         result = {}
-        for stage in stages:
-            if stage.enabled(self.recipe):
-                for unit in stage.units(self.recipe):
-                    result = self.run_stage(stage, unit)
+        for stage, unit in self._units(stages):
+            result = self.run_stage(stage, unit)
         return result
 
     def run(self, preflight_checks: bool = True) -> Path:

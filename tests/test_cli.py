@@ -79,3 +79,14 @@ def test_runs_and_compare(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "80.00" in out and "90.00" in out and "0.50" in out
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "c")]) == 2
+
+
+def test_preflight_checks_the_global_batch_against_the_process_count(tiny_recipe):
+    from pipeline.config.loading import load_recipe
+    from pipeline.preflight import problems
+
+    recipe = load_recipe(tiny_recipe)  # weak: full mode, batch 8; strong: head mode (no batch)
+    assert problems(recipe, num_processes=4) == []
+    found = problems(recipe, num_processes=3)
+    assert found == ["weak.train.batch_size: 8 is the global batch and must divide evenly over 3 processes; "
+                     "use a multiple of 3, e.g. 9"]

@@ -49,6 +49,11 @@ class Stage:
     enabled: Callable[[object], bool] = lambda recipe: True
 
 
+def method_of(recipe, unit: Unit):
+    """The method config a unit runs (by its key)."""
+    return next(m for m in recipe.methods if m.key == unit.method)
+
+
 def per_seed(recipe) -> list[Unit]:
     return [Unit(seed=s) for s in recipe.seed_list]
 
@@ -84,7 +89,7 @@ class Job:
 
     @property
     def method(self):
-        return next(m for m in self.recipe.methods if m.key == self.unit.method)
+        return method_of(self.recipe, self.unit)
 
     def inputs(self, seed: Optional[int] = None) -> "SeedInputs":
         seed = self.unit.seed if seed is None else seed

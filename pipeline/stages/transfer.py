@@ -9,7 +9,7 @@ from pipeline.data import dataset_prompt
 from pipeline.errors import UserError
 from pipeline.methods import METHODS
 from pipeline.methods.base import MethodContext
-from pipeline.stages.base import Job, SeedInputs, Stage, Unit
+from pipeline.stages.base import Job, SeedInputs, Stage, Unit, method_of
 from pipeline.tasks.base import Fit
 
 SPLITS = ("train_weak", "transfer", "test")
@@ -68,13 +68,11 @@ def run(job: Job) -> dict:
 
 
 def key(recipe, unit: Unit) -> list:
-    method = next(m for m in recipe.methods if m.key == unit.method)
-    return [rundir.as_data(method), rundir.as_data(recipe.strong)]
+    return [rundir.as_data(method_of(recipe, unit)), rundir.as_data(recipe.strong)]
 
 
 def code(recipe, unit: Unit) -> list[str]:
-    method = next(m for m in recipe.methods if m.key == unit.method)
-    return [METHODS[method.name].__name__]
+    return [METHODS[method_of(recipe, unit).name].__name__]
 
 
 STAGE = Stage(name="transfer", inputs=("data", "weak"), units=units, key=key,

@@ -12,7 +12,6 @@ from typing import Optional
 import numpy as np
 
 from pipeline import data, models, rundir
-from pipeline.errors import UserError
 from pipeline.tasks.base import Fit
 
 
@@ -83,11 +82,6 @@ class Classification:
         loss_name = fit.loss.name if fit.loss else "xent"
         if role.mode == "head":
             return self._fit_head(fit, inputs, predict, train_idx, targets, val_rows, val_targets, es_info, save)
-        n_proc = inputs.accelerator.num_processes
-        if role.train.batch_size % n_proc:
-            b = role.train.batch_size
-            raise UserError(f"train.batch_size {b} is the global batch and must divide evenly over {n_proc} "
-                            f"processes", f"use a multiple of {n_proc}, e.g. {b + n_proc - b % n_proc}")
         tokenizer = models.load_tokenizer(path)
         inputs.seed_everything()
         model = models.load_classifier(path, tokenizer, role.mode, role.lora, role)
