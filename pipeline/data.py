@@ -1,19 +1,29 @@
-"""Datasets: the registry of shipped datasets, loading user files, label mapping and the Burns split
-(the data stage, `pipeline/stages/data.py`, runs them).
+"""Datasets: the registry (shipped files and the hub benchmark suite, `pipeline.suite`), reading user
+files and local copies, formatting rows into examples, label mapping and the Burns split (the data stage,
+`pipeline/stages/data.py`, runs them).
 
 Split A (`train_weak`) trains the weak model on ground truth, B (`transfer`) is what the weak model
-labels, and `test` scores everything. Splits are label-balanced and fixed by `data.seed`.
+labels, and `test` scores everything; an optional `test_ood` is a shifted test set. Splits are
+class-balanced unless `data.balance: false`, and fixed by `data.seed`. A source with its own test split
+(a hub benchmark, a saved DatasetDict) gives `test` from it and A and B from its train split.
+
+An example of a classification task is a text and a 0/1 label; of a preference task a pair of texts
+(prompt + response A, prompt + response B) and label 1 when A is the preferred response. Which response
+comes first is drawn per row (seeded by the row's position), so preference labels are balanced too.
 """
 
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+import random
+import string
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.suite import SUITE
 
 SPLITS = ("train_weak", "transfer", "test")
 
@@ -22,8 +32,10 @@ SPLITS = ("train_weak", "transfer", "test")
 class DatasetSpec:
     file: str  # inside the data folder
     description: str
-    prompt: str  # zero/few-shot template for causal models; {text} is the input
-    verbalizers: tuple[str, str]  # continuation tokens for label 0 and label 1
+    prompt: str | None = None  # zero/few-shot template for causal models; {text} is the input
+    verbalizers: tuple[str, str] | None = None  # continuation tokens for label 0 and label 1
+    task: str = "classification"
+    licence: str = ""
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -32,20 +44,33 @@ DATASETS: dict[str, DatasetSpec] = {
         "BIG-bench multiemo (English reviews), positive vs negative",
         "Review: {text}\nSentiment:",
         (" negative", " positive"),
+        licence="CC BY 4.0 / MIT (MultiEmo), Apache-2.0 (BIG-bench)",
     ),
     "fact_checker": DatasetSpec(
         "fact_checker.jsonl.gz",
         "BIG-bench fact_checker/fever claims, true vs false",
         "Claim: {text}\nTrue or false? Answer:",
         (" false", " true"),
+        licence="CC BY-SA 3.0 (FEVER), Apache-2.0 (BIG-bench)",
     ),
 }
 
 
+def known(name: str) -> bool:
+    return name in DATASETS or name in SUITE
+
+
+def task_of(name: str) -> str:
+    """The task kind a registry dataset is for."""
+    return DATASETS[name].task if name in DATASETS else SUITE[name].task
+
+
 def dataset_prompt(name: str | None) -> tuple[str | None, list[str] | None]:
-    """The shipped dataset's template and verbalizers, (None, None) for a user's file."""
-    spec = DATASETS.get(name) if name else None
-    return (spec.prompt, list(spec.verbalizers)) if spec else (None, None)
+    """The registry dataset's template and verbalizers, (None, None) for a user's file."""
+    spec = DATASETS.get(name) or SUITE.get(name) if name else None
+    if spec is None or spec.prompt is None or spec.verbalizers is None:
+        return None, None
+    return spec.prompt, list(spec.verbalizers)
 
 
 def prompt_spec(default: tuple, template: str | None, verbalizers: list[str] | None) -> tuple[str, list[str]]:
@@ -69,9 +94,22 @@ def data_dir() -> Path:
     return Path(os.environ.get("W2S_DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
 
 
+def suite_dir() -> Path:
+    """Where `w2s data prepare` caches hub datasets: $W2S_DATASETS_DIR, else ~/.cache/w2s/datasets."""
+    return Path(os.environ.get("W2S_DATASETS_DIR", Path.home() / ".cache" / "w2s" / "datasets")).expanduser()
+
+
 def source_path(cfg) -> Path:
+    """The file or folder a data config reads."""
     if cfg.path is not None:
         return Path(cfg.path).expanduser()
+    if cfg.name in SUITE:
+        path = suite_dir() / cfg.name
+        if not path.exists():
+            raise UserError(f"hub dataset {cfg.name!r} is not prepared ({path} does not exist)",
+                            f"run `w2s data prepare {cfg.name}` where a hub is reachable (copy the folder here "
+                            f"if that is another machine), or point data.path at your local copy")
+        return path
     path = data_dir() / DATASETS[cfg.name].file
     if not path.exists():
         raise UserError(f"shipped dataset {cfg.name!r} not found at {path}",
@@ -79,81 +117,293 @@ def source_path(cfg) -> Path:
     return path
 
 
-def _read_table(path: Path):
-    """Load a local file or `save_to_disk` folder into a `datasets.Dataset`."""
+# ---------------------------------------------------------------------------------------------- reading
+_READERS = {".jsonl": "json", ".json": "json", ".jsonl.gz": "json", ".json.gz": "json",
+            ".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
+
+
+def _reader(path: Path) -> str | None:
+    name = path.name.lower()
+    return next((v for k, v in _READERS.items() if name.endswith(k)), None)
+
+
+def _read_files(paths: list[Path], kind: str):
+    import datasets
+
+    try:
+        return getattr(datasets.Dataset, f"from_{kind}")([str(p) for p in paths] if len(paths) > 1 else str(paths[0]))
+    except Exception as e:  # malformed files surface as many different pyarrow/json errors
+        raise UserError(f"could not read {paths[0]} as {kind}: "
+                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}", "check the file's format") from None
+
+
+def _split_of(path: Path) -> str:
+    """The split a hub-layout file belongs to: `train-00000-of-00001.parquet`, `validation.jsonl`,
+    `<config>/test/0000.parquet` (the parquet-conversion branch)."""
+    stem = path.name.split(".")[0].split("-")[0]
+    return path.parent.name if stem.isdigit() else stem
+
+
+def read_splits(path: Path) -> dict:
+    """A local copy as {split name: `datasets.Dataset`}: a file (one split, `train`), a `save_to_disk`
+    folder (a Dataset: `train`; a DatasetDict: its splits), or a folder of parquet / JSON Lines / CSV
+    files named by split as the hub lays them out."""
     import datasets
 
     datasets.disable_progress_bars()
     if not path.exists():
         raise UserError(f"data file not found: {path}", "check data.path (relative paths start at the current folder)")
-    if path.is_dir():
+    if path.is_file():
+        kind = _reader(path)
+        if kind is None:
+            raise UserError(f"unsupported data file type: {path.name}",
+                            "use .jsonl(.gz), .json, .csv(.gz), .parquet or a datasets.save_to_disk folder")
+        return {"train": _read_files([path], kind)}
+    if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
         try:
             ds = datasets.load_from_disk(str(path))
-        except Exception as e:  # datasets raises FileNotFoundError or ValueError for foreign folders
-            raise UserError(f"{path} is a folder but not a `datasets.save_to_disk` dataset ({e})",
-                            "point data.path at a .jsonl/.csv/.parquet file or a save_to_disk folder") from None
-        if isinstance(ds, datasets.DatasetDict):
-            raise UserError(f"{path} holds several splits ({', '.join(ds)}); w2s makes its own split",
-                            f"point data.path at one of them, e.g. {path / next(iter(ds))}")
-        return ds
-    name = path.name.lower()
-    readers = {".jsonl": "json", ".json": "json", ".jsonl.gz": "json", ".json.gz": "json",
-               ".csv": "csv", ".csv.gz": "csv", ".parquet": "parquet"}
-    kind = next((v for k, v in readers.items() if name.endswith(k)), None)
-    if kind is None:
-        raise UserError(f"unsupported data file type: {path.name}",
-                        "use .jsonl(.gz), .json, .csv(.gz), .parquet or a datasets.save_to_disk folder")
+        except Exception as e:  # datasets raises FileNotFoundError or ValueError for damaged folders
+            raise UserError(f"{path} is not a readable `datasets.save_to_disk` folder ({e})") from None
+        return dict(ds) if isinstance(ds, datasets.DatasetDict) else {"train": ds}
+    files = sorted(p for p in path.rglob("*") if p.is_file() and _reader(p) and not p.name.startswith("."))
+    if not files:
+        raise UserError(f"{path} is a folder with neither a `datasets.save_to_disk` dataset nor data files",
+                        "point data.path at a .jsonl/.csv/.parquet file, a save_to_disk folder, or a folder of "
+                        "<split>.parquet / <split>.jsonl files")
+    groups: dict[str, list[Path]] = {}
+    for f in files:
+        groups.setdefault(_split_of(f), []).append(f)
+    return {s: _read_files(fs, _reader(fs[0])) for s, fs in groups.items()}
+
+
+def _parse_where(text: str, key: str) -> tuple[str, bool, str]:
+    op = "!=" if "!=" in text else "="
+    column, _, value = text.partition(op)
+    if not column.strip() or not _:
+        raise UserError(f"{key}: {text!r} is not `column=value` or `column!=value`", f"write e.g. {key}=domain=books")
+    return column.strip(), op == "=", value.strip()
+
+
+def _filter(table, where: str | None, key: str, negate: bool = False):
+    """Rows of `table` whose column equals (or, `!=`, differs from) the value, compared as text."""
+    if not where:
+        return table
+    column, equal, value = _parse_where(where, key)
+    if column not in table.column_names:
+        raise UserError(f"{key}: column {column!r} not in the data (columns: {', '.join(table.column_names)})")
+    keep = [(str(v) == value) == (equal != negate) for v in table.with_format("arrow")[column].to_pylist()]
+    return table.select(np.flatnonzero(keep))
+
+
+# ---------------------------------------------------------------------------------------------- examples
+@dataclass
+class Source:
+    """Every usable example of a data config: inputs (texts, or (A, B) text pairs), 0/1 labels, the pool
+    each came from (`all` or the native `train` / `test`, and `test_ood`), and a description."""
+
+    texts: list
+    labels: np.ndarray
+    pools: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.texts)
+
+
+def _columns_needed(cfg, task: str) -> list[tuple[str, str]]:
+    if task == "preference":
+        return [("data.prompt_field", cfg.prompt_field), ("data.chosen_field", cfg.chosen_field),
+                ("data.rejected_field", cfg.rejected_field)]
+    if cfg.template is not None:
+        return [("data.label_field", cfg.label_field)]
+    return [("data.text_field", cfg.text_field), ("data.label_field", cfg.label_field)]
+
+
+def _template_fields(template: str, columns: list[str]) -> list[str]:
     try:
-        return getattr(datasets.Dataset, f"from_{kind}")(str(path))
-    except Exception as e:  # malformed files surface as many different pyarrow/json errors
-        raise UserError(f"could not read {path} as {kind}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-                        "check the file's format") from None
+        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as e:
+        raise UserError(f"data.template {template!r} is not a valid template ({e})",
+                        "write placeholders as {column}; a literal brace as {{ or }}") from None
+    if not names:
+        raise UserError(f"data.template {template!r} has no {{column}} placeholder",
+                        f"use some of the columns: {', '.join(columns)}")
+    bad = [n for n in names if n not in columns]
+    if bad:
+        raise UserError(f"data.template: placeholder {{{bad[0]}}} names no column (columns: {', '.join(columns)})",
+                        "use the columns above as {column}")
+    return names
 
 
-def _label_map(values: list, positive: str | None, field: str, path: Path) -> dict:
+def _raw_examples(cfg, task: str, pool: str, table) -> tuple[list[dict], int]:
+    """A pool's rows as examples ({text, label} or {prompt, chosen, rejected}) and the number of rows read."""
+    rows = table.num_rows
+    if cfg.name in SUITE:
+        entry = SUITE[cfg.name]
+        missing = [c for c in entry.columns if c not in table.column_names]
+        if missing:
+            raise UserError(f"the local copy of {cfg.name!r} has no column {missing[0]!r} (columns: "
+                            f"{', '.join(table.column_names)}); expected the hub's schema of {entry.hub_id}",
+                            f"prepare it with `w2s data prepare {cfg.name}` or save the hub's files unchanged")
+        out = []
+        for i, row in enumerate(table.to_list()):
+            for ex in entry.format(row, random.Random(f"{cfg.name}/{pool}/{i}")):
+                out.append({**ex, "row": i})
+        return out, rows
+    columns = table.column_names
+    for role, fld in _columns_needed(cfg, task):
+        if fld not in columns:
+            raise UserError(f"{role}: column {fld!r} not in the data (columns: {', '.join(columns)})",
+                            f"set {role} to one of the columns above")
+    arrow = table.with_format("arrow")  # whole columns as Python lists at once: 100x faster than row iteration
+    if task == "preference":
+        cols = [arrow[c].to_pylist() for c in (cfg.prompt_field, cfg.chosen_field, cfg.rejected_field)]
+        return [{"prompt": p or "", "chosen": c, "rejected": r, "row": i}
+                for i, (p, c, r) in enumerate(zip(*cols))], rows
+    if cfg.template is not None:
+        names = _template_fields(cfg.template, columns)
+        cols = {n: arrow[n].to_pylist() for n in dict.fromkeys(names)}
+        texts = [None if any(cols[n][i] is None for n in cols) else cfg.template.format(**{n: cols[n][i] for n in cols})
+                 for i in range(rows)]
+    else:
+        texts = arrow[cfg.text_field].to_pylist()
+    labels = arrow[cfg.label_field].to_pylist()
+    return [{"text": t, "label": y, "row": i} for i, (t, y) in enumerate(zip(texts, labels))], rows
+
+
+def _usable(ex: dict, task: str) -> bool:
+    if task == "preference":
+        return (all(isinstance(ex[k], str) and ex[k].strip() for k in ("chosen", "rejected"))
+                and isinstance(ex["prompt"], str) and ex["chosen"] != ex["rejected"])
+    return isinstance(ex["text"], str) and bool(ex["text"].strip()) and ex["label"] is not None
+
+
+def join_turn(prompt: str, response: str) -> str:
+    """The text a reward model scores: prompt then response, a newline between unless one is there."""
+    if not prompt:
+        return response
+    return prompt + response if prompt[-1].isspace() or response[:1].isspace() else f"{prompt}\n{response}"
+
+
+def _label_map(values: list, positive: str | None, field_name: str, where: str) -> dict:
     distinct = sorted(set(values), key=lambda v: (isinstance(v, str), v))
     if len(distinct) != 2:
         shown = ", ".join(repr(v) for v in distinct[:10]) + (" ..." if len(distinct) > 10 else "")
-        raise UserError(f"label column {field!r} of {path} has {len(distinct)} distinct value(s) ({shown}); "
+        raise UserError(f"label column {field_name!r} of {where} has {len(distinct)} distinct value(s) ({shown}); "
                         "a weak-to-strong task here is binary",
                         "pick a two-valued column with data.label_field, or filter/map your labels to two values")
     if positive is None:
         return {distinct[0]: 0, distinct[1]: 1}
-    match = [v for v in distinct if str(v) == str(positive)]
+    match = [v for v in distinct if str(v) == str(positive) or (isinstance(v, bool) and str(v).lower() == str(
+        positive).lower())]
     if not match:
         raise UserError(f"data.positive_label {positive!r} is not one of the labels {distinct[0]!r}, {distinct[1]!r}")
     return {v: int(v == match[0]) for v in distinct}
 
 
-def load_examples(cfg) -> tuple[list[str], np.ndarray, dict]:
-    """Texts, 0/1 labels and a description of the source, with every user mistake as a UserError."""
-    path = source_path(cfg)
-    ds = _read_table(path)
-    columns = ds.column_names
-    for role, fld in (("data.text_field", cfg.text_field), ("data.label_field", cfg.label_field)):
-        if fld not in columns:
-            raise UserError(f"{role}: column {fld!r} not in {path} (columns: {', '.join(columns)})",
-                            f"set {role} to one of the columns above")
-    table = ds.with_format("arrow")  # whole columns as Python lists at once: 100x faster than row iteration
-    texts, labels = table[cfg.text_field].to_pylist(), table[cfg.label_field].to_pylist()
-    keep = [i for i, (t, y) in enumerate(zip(texts, labels)) if isinstance(t, str) and t.strip() and y is not None]
-    if not keep:
-        raise UserError(f"column {cfg.text_field!r} of {path} has no non-empty text",
-                        "data.text_field must name a column of strings")
-    texts = [texts[i] for i in keep]
-    labels = [labels[i] for i in keep]
-    mapping = _label_map(labels, cfg.positive_label, cfg.label_field, path)
-    y = np.array([mapping[v] for v in labels], dtype=np.int64)
-    source = {"path": str(path), "rows": len(ds), "usable_rows": len(keep),
-              "label_map": {str(k): v for k, v in mapping.items()}}
-    return texts, y, source
+def _pools(cfg) -> tuple[dict, str]:
+    """{pool: table} of a data config (its where filter applied) and whether its splits are native."""
+    splits = read_splits(source_path(cfg))
+    if cfg.name in SUITE:
+        entry = SUITE[cfg.name]
+        missing = [hub for role, hub in entry.splits.items() if role in ("train", "test") and hub not in splits]
+        if missing:
+            raise UserError(f"the local copy of {cfg.name!r} at {source_path(cfg)} has no {missing[0]!r} split "
+                            f"(it has: {', '.join(splits)})", f"prepare it again with `w2s data prepare {cfg.name}`")
+        pools = {role: splits[entry.splits[role]] for role in ("train", "test")}
+    elif len(splits) == 1:
+        pools = {"all": next(iter(splits.values()))}
+    else:
+        test = "test" if "test" in splits else "validation" if "validation" in splits else None
+        if "train" not in splits or test is None:
+            raise UserError(f"{source_path(cfg)} holds splits {', '.join(splits)}; w2s uses `train` with `test` "
+                            "(or `validation`) as the held-out split, or one split it divides itself",
+                            "name the splits train and test, or point data.path at one of them")
+        pools = {"train": splits["train"], "test": splits[test]}
+    return {k: _filter(v, cfg.where, "data.where") for k, v in pools.items()}
 
 
-def row_count(cfg) -> int:
-    """Rows in the data source (UserError when it cannot be read)."""
-    return _read_table(source_path(cfg)).num_rows
+def load_source(cfg, task: str = "classification") -> Source:
+    """Every usable example of `cfg` (and of its shifted test set), with every user mistake a UserError."""
+    pools = _pools(cfg)
+    ood = cfg.test_ood
+    ood_pool = None
+    if ood is not None and ood.name is None and ood.path is None:
+        if not ood.where:
+            raise UserError("data.test_ood needs a name, a path or a `where` filter",
+                            "e.g. data.test_ood.where=domain=books (those rows become the shifted test set)")
+        base = {k: _filter(v, ood.where, "data.test_ood.where") for k, v in pools.items()}
+        ood_pool = list(base.values())
+        pools = {k: _filter(v, ood.where, "data.test_ood.where", negate=True) for k, v in pools.items()}
+    examples, info = [], {"path": str(source_path(cfg)), "native_splits": "test" in pools, "pools": {}}
+    for pool, table in pools.items():
+        exs, rows = _raw_examples(cfg, task, pool, table)
+        examples += [(pool, e) for e in exs]
+        info["pools"][pool] = {"rows": rows}
+    if ood is not None:
+        if ood_pool is None:
+            ood_cfg = replace(cfg, name=ood.name, path=ood.path, where=ood.where, test_ood=None)
+            tables = list(_pools(ood_cfg).values())
+            info["test_ood_source"] = str(source_path(ood_cfg))
+        else:
+            ood_cfg, tables = cfg, ood_pool
+            info["test_ood_source"] = f"rows of the data with {ood.where}"
+        rows = 0
+        for t in tables:
+            exs, n = _raw_examples(ood_cfg, task, "test_ood", t)
+            examples += [("test_ood", e) for e in exs]
+            rows += n
+        info["pools"]["test_ood"] = {"rows": rows}
+    usable = [(p, e) for p, e in examples if _usable(e, task)]
+    for pool in info["pools"]:
+        n_ex = sum(p == pool for p, _ in examples)
+        kept = sum(p == pool for p, _ in usable)
+        info["pools"][pool].update(examples=n_ex, usable=kept, dropped=n_ex - kept)
+    info["dropped"] = sum(v["dropped"] for v in info["pools"].values())
+    if not any(p != "test_ood" for p, _ in usable):
+        what = "pairs with two different non-empty responses" if task == "preference" else "non-empty text"
+        raise UserError(f"{info['path']} has no usable examples ({what})",
+                        "check data.text_field / data.template (or the preference fields) name columns of strings")
+    pools_of = np.array([p for p, _ in usable])
+    if task == "preference":
+        texts, labels = [], []
+        for pool, e in usable:
+            a_first = random.Random(f"order/{pool}/{e['row']}").random() < 0.5
+            a, b = (e["chosen"], e["rejected"]) if a_first else (e["rejected"], e["chosen"])
+            texts.append((join_turn(e["prompt"], a), join_turn(e["prompt"], b)))
+            labels.append(int(a_first))
+        info["class_1"] = "response A is the preferred one (A/B order drawn per pair)"
+        return Source(texts, np.array(labels, dtype=np.int64), pools_of, info)
+    raw = [e["label"] for _, e in usable]
+    if cfg.name in SUITE:
+        mapping = {0: 0, 1: 1}
+        info["class_1"] = f"label 1 of the {cfg.name} formatter ({SUITE[cfg.name].description})"
+    else:
+        main = [y for (p, _), y in zip(usable, raw) if p != "test_ood"]
+        mapping = _label_map(main, cfg.positive_label, cfg.label_field, info["path"])
+        unknown = sorted({repr(y) for y in raw if y not in mapping})
+        if unknown:
+            raise UserError(f"the shifted test set has label values {', '.join(unknown)} that the data does not "
+                            f"(labels: {', '.join(repr(k) for k in mapping)})",
+                            "data.test_ood must share the data's label space")
+        info["class_1"] = f"{cfg.label_field} = {next(k for k, v in mapping.items() if v == 1)!r}"
+    info["label_map"] = {str(k): v for k, v in mapping.items()}
+    y = np.array([mapping[v] for v in raw], dtype=np.int64)
+    return Source([e["text"] for _, e in usable], y, pools_of, info)
 
 
+def load_examples(cfg, task: str = "classification") -> tuple[list, np.ndarray, dict]:
+    """Texts (or pairs), 0/1 labels and a description of the source, all pools together."""
+    src = load_source(cfg, task)
+    return src.texts, src.labels, src.info
+
+
+def pool_rows(cfg) -> dict[str, int]:
+    """Rows per pool of the data source (`all`, or `train` and `test`); UserError when it cannot be read."""
+    return {k: t.num_rows for k, t in _pools(cfg).items()}
+
+
+# ---------------------------------------------------------------------------------------------- splits
 def balanced_split(labels: np.ndarray, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:
     """Disjoint label-balanced index sets of the given sizes (odd sizes: class 1 gets the extra one)."""
     rng = np.random.default_rng(seed)
@@ -176,21 +426,88 @@ def balanced_split(labels: np.ndarray, sizes: dict[str, int], seed: int) -> dict
     return out
 
 
+def random_split(labels: np.ndarray, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:
+    """Disjoint index sets of the given sizes at the data's natural class ratio (`data.balance: false`)."""
+    total = sum(sizes.values())
+    if total > len(labels):
+        raise UserError(f"data split too small: {total} examples "
+                        f"({', '.join(f'{k}={v}' for k, v in sizes.items())}) requested, the data has {len(labels)}",
+                        "lower data.n_train_weak / data.n_transfer / data.n_test, or use more data")
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    out, start = {}, 0
+    for name, n in sizes.items():
+        out[name], start = perm[start:start + n], start + n
+    return out
+
+
+def _capped(labels: np.ndarray, sizes: dict[str, int], balance: bool) -> dict[str, int]:
+    """`sizes` scaled down (the same factor for each) until the pool can hold them: n_* as caps."""
+    counts = np.bincount(labels, minlength=2)
+    def fits(s):
+        if not balance:
+            return sum(s.values()) <= len(labels)
+        return all(sum((n + c) // 2 for n in s.values()) <= counts[c] for c in (0, 1))
+    if fits(sizes):
+        return sizes
+    scale = (len(labels) if not balance else 2 * counts.min()) / max(1, sum(sizes.values()))
+    s = {k: max(2, int(n * scale)) for k, n in sizes.items()}
+    while not fits(s) and max(s.values()) > 2:
+        big = max(s, key=s.get)
+        s[big] -= 1
+    return s
+
+
+def draw_splits(source: Source, cfg, seed: int) -> dict[str, np.ndarray]:
+    """Indices into `source` of A, B, test (and test_ood): from one pool as Burns et al. do, or test from
+    the data's own test split and A, B from its train split, the n_* sizes being caps there."""
+    split = balanced_split if cfg.balance else random_split
+    out = {}
+    sizes = split_sizes(cfg)
+    if "all" in set(source.pools.tolist()):
+        where = np.flatnonzero(source.pools == "all")
+        parts = split(source.labels[where], sizes, seed)
+        out.update({k: where[v] for k, v in parts.items()})
+    else:
+        for pool, names in (("train", ("train_weak", "transfer")), ("test", ("test",))):
+            where = np.flatnonzero(source.pools == pool)
+            want = _capped(source.labels[where], {k: sizes[k] for k in names}, cfg.balance)
+            parts = split(source.labels[where], want, seed)
+            out.update({k: where[v] for k, v in parts.items()})
+    if cfg.test_ood is not None:
+        where = np.flatnonzero(source.pools == "test_ood")
+        if len(where) < 2:
+            raise UserError(f"data.test_ood has {len(where)} usable example(s)",
+                            "check its name / path / where filter")
+        want = _capped(source.labels[where], {"test_ood": cfg.test_ood.n or cfg.n_test}, cfg.balance)
+        out.update({k: where[v] for k, v in split(source.labels[where], want, seed + 1).items()})
+    return out
+
+
 def split_sizes(cfg) -> dict[str, int]:
     return {"train_weak": cfg.n_train_weak, "transfer": cfg.n_transfer, "test": cfg.n_test}
 
 
-def fingerprint(texts: list[str], labels) -> str:
-    """16 hex digits identifying a split's texts and labels (in the manifest)."""
+def fingerprint(texts: list, labels) -> str:
+    """16 hex digits identifying a split's texts (or text pairs) and labels (in the manifest)."""
     h = hashlib.sha256()
     for t, y in zip(texts, labels):
-        h.update(t.encode())
+        h.update(t.encode() if isinstance(t, str) else b"\x02".join(x.encode() for x in t))
         h.update(b"\x00%d\x01" % int(y))
     return h.hexdigest()[:16]
 
 
+def _path_identity(path: Path) -> list:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return [str(path.resolve())] + [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in files]
+
+
 def file_fingerprint(cfg) -> str:
-    """Cheap identity of the data source for cache keys: path, size and mtime."""
-    path = source_path(cfg)
-    stat = path.stat()
-    return json.dumps([str(path.resolve()), stat.st_size, int(stat.st_mtime)])
+    """Cheap identity of the data source (and shifted test source) for cache keys: paths, sizes, mtimes."""
+    parts = [_path_identity(source_path(cfg))]
+    ood = cfg.test_ood
+    if ood is not None and (ood.name or ood.path):
+        parts.append(_path_identity(source_path(replace(cfg, name=ood.name, path=ood.path, test_ood=None))))
+    if len(parts) == 1 and source_path(cfg).is_file():  # the form keys had before folders: same key, no rerun
+        path = source_path(cfg)
+        return json.dumps([str(path.resolve()), path.stat().st_size, int(path.stat().st_mtime)])
+    return json.dumps(parts)

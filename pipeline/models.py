@@ -313,8 +313,9 @@ def load_tokenizer(path: str, padding_side: str = "right"):
     return tok
 
 
-def load_classifier(path: str, tokenizer, mode: str, lora_cfg=None, model_cfg=None):
-    """`AutoModelForSequenceClassification` with 2 labels; LoRA adapters when mode == 'lora'.
+def load_classifier(path: str, tokenizer, mode: str, lora_cfg=None, model_cfg=None, num_labels: int = 2):
+    """`AutoModelForSequenceClassification` with 2 labels (a classifier) or 1 (a scalar reward model);
+    LoRA adapters when mode == 'lora'.
 
     LoRA: peft's per-architecture default target modules (BERT/MPNet query & value, Llama/Gemma/Qwen
     q_proj & v_proj, ...), or every linear layer when peft has no default for the architecture; the
@@ -322,7 +323,7 @@ def load_classifier(path: str, tokenizer, mode: str, lora_cfg=None, model_cfg=No
     """
     from transformers import AutoModelForSequenceClassification
 
-    model = _load(AutoModelForSequenceClassification, path, "a classifier", model_cfg, num_labels=2)
+    model = _load(AutoModelForSequenceClassification, path, "a classifier", model_cfg, num_labels=num_labels)
     model.config.pad_token_id = tokenizer.pad_token_id
     model = _finish(model, model_cfg if mode != "lora" else None, True)
     if mode == "lora":

@@ -19,10 +19,42 @@ def show_progress(accelerator) -> bool:
     return accelerator.is_local_main_process and not os.environ.get("W2S_NO_PROGRESS")
 
 
-def _encode(tokenizer, texts: list[str], max_length: int) -> list[dict]:
+def is_pairs(texts) -> bool:
+    """A preference task's inputs: (prompt + response A, prompt + response B) pairs, not texts."""
+    return len(texts) > 0 and not isinstance(texts[0], str)
+
+
+def encode(tokenizer, texts: list, max_length: int) -> list:
+    """Token ids per text; for pairs an (A, B) tuple of encodings, each cut from the left so that the
+    responses, at the end, survive truncation of a long prompt."""
+    if is_pairs(texts):
+        side, tokenizer.truncation_side = tokenizer.truncation_side, "left"
+        try:
+            flat = encode(tokenizer, [t for pair in texts for t in pair], max_length)
+        finally:
+            tokenizer.truncation_side = side
+        return [(flat[2 * i], flat[2 * i + 1]) for i in range(len(texts))]
     enc = tokenizer(texts, truncation=True, max_length=max_length)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
     return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+
+
+def length(item) -> int:
+    return max(len(x["input_ids"]) for x in item) if isinstance(item, tuple) else len(item["input_ids"])
+
+
+def flatten(items: list) -> list[dict]:
+    """A batch of encodings to pad: pairs become all A rows, then all B rows."""
+    if items and isinstance(items[0], tuple):
+        return [a for a, _ in items] + [b for _, b in items]
+    return items
+
+
+def pair_logits(rewards):
+    """Scalar rewards [2k, 1] of A rows then B rows -> 2-class logits [k, 2] = (r_B, r_A): softmax gives
+    P(A preferred) = sigmoid(r_A - r_B), so every loss on class logits is Bradley-Terry on pairs."""
+    k = rewards.shape[0] // 2
+    return torch.cat([rewards[k:], rewards[:k]], dim=-1)
 
 
 def shard_rows(n: int, num_processes: int, rank: int) -> tuple[range, int]:
@@ -53,7 +85,8 @@ def unpad_gathered(gathered, n: int, num_processes: int):
 
 def _map_batches(fn, model, tokenizer, texts, max_length, batch_size, accelerator, desc,
                  grad_mode=None) -> np.ndarray:
-    """Apply `fn(batch) -> Tensor[b, ...]` (forward passes of `model`) to every text; rows in the input order.
+    """Apply `fn(batch, pairs) -> Tensor[b, ...]` (forward passes of `model`) to every text or text pair (a
+pair's batch holds its A rows, then its B rows; `fn` combines them); rows in the input order.
 
     `grad_mode`: the context the forward passes run in, `torch.inference_mode` by default; evaluation
     *during* training (early stopping) passes `torch.no_grad` (inference tensors break FSDP's and ZeRO-3's
@@ -64,18 +97,19 @@ def _map_batches(fn, model, tokenizer, texts, max_length, batch_size, accelerato
         raise ValueError("_map_batches: no texts")
     rows, padded = shard_rows(n, accelerator.num_processes, accelerator.process_index)
     shard = list(rows) + [rows[-1] if len(rows) else 0] * (padded - len(rows))
-    items = _encode(tokenizer, [texts[i] for i in shard], max_length)
-    order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
+    pairs = is_pairs(texts)
+    items = encode(tokenizer, [texts[i] for i in shard], max_length)
+    order = sorted(range(len(items)), key=lambda i: -length(items[i]))
     outputs = [None] * len(items)
     bar = tqdm(total=len(items), desc=desc, unit="ex", leave=False, disable=not show_progress(accelerator))
     precision = compute_precision(accelerator, model)
     with (grad_mode or torch.inference_mode)():
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            batch = tokenizer.pad([items[i] for i in idx], return_tensors="pt")
+            batch = tokenizer.pad(flatten([items[i] for i in idx]), return_tensors="pt")
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with precision():
-                out = fn(batch).float().cpu()
+                out = fn(batch, pairs).float().cpu()
             for j, i in enumerate(idx):
                 outputs[i] = out[j]
             bar.update(len(idx))
@@ -90,22 +124,35 @@ def predict_proba(model, tokenizer, texts, max_length, batch_size, accelerator, 
     """P(class) for each text, shape [n, 2]. `during_training`: an evaluation inside the training loop
     (early stopping), run under `torch.no_grad` instead of `torch.inference_mode`."""
     model = (model if sharded(accelerator) else accelerator.unwrap_model(model).to(accelerator.device)).eval()
-    return _map_batches(lambda b: torch.softmax(model(**b).logits.float(), -1), model, tokenizer, texts, max_length,
-                        batch_size, accelerator, desc, torch.no_grad if during_training else None)
+
+    def fn(batch, pairs):
+        logits = model(**batch).logits.float()
+        return torch.softmax(pair_logits(logits) if pairs else logits, -1)
+
+    return _map_batches(fn, model, tokenizer, texts, max_length, batch_size, accelerator, desc,
+                        torch.no_grad if during_training else None)
 
 
 def pooled_features(backbone, tokenizer, texts, max_length, pooling, batch_size, accelerator,
                     desc="features") -> np.ndarray:
-    """Frozen-backbone features, shape [n, hidden]: masked mean over tokens, or the last real token."""
+    """Frozen-backbone features, shape [n, hidden]: masked mean over tokens, or the last real token; for text
+    pairs the difference of the two texts' features."""
     backbone = backbone.to(accelerator.device).eval()
 
-    def fn(batch):
+    def pool(batch):
         hidden = backbone(**batch).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).float()
         if pooling == "mean":
             return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
         last = batch["attention_mask"].sum(1) - 1  # right padding: last real token
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    def fn(batch, pairs):
+        f = pool(batch)
+        if not pairs:
+            return f
+        k = f.shape[0] // 2  # a pair's feature: phi(prompt, A) - phi(prompt, B), what a linear reward head sees
+        return f[:k] - f[k:]
 
     if tokenizer.padding_side != "right":
         tokenizer.padding_side = "right"

@@ -30,8 +30,7 @@ def problems(recipe, num_processes: int | None = None) -> list[str]:
     else:
         task = tasks.get(recipe.task)
         try:
-            _, labels, _ = task.load(recipe.data)
-            task.split(labels, data.split_sizes(recipe.data), recipe.data.seed)
+            task.split(task.load(recipe.data), recipe.data, recipe.data.seed)
         except UserError as e:
             out.append(f"data: {e}")
             out += _size_problems(recipe.data)
@@ -57,9 +56,12 @@ def problems(recipe, num_processes: int | None = None) -> list[str]:
 def _size_problems(cfg) -> list[str]:
     """When the data loaded only partly (e.g. a wrong column): are the splits larger than the file?"""
     try:
-        rows = data.row_count(cfg)
+        pools = data.pool_rows(cfg)
     except UserError:
         return []  # the file itself is the problem, already reported
+    if "all" not in pools:
+        return []  # the data's own splits: the n_* sizes are caps
+    rows = pools["all"]
     need = sum(data.split_sizes(cfg).values())
     if need <= rows:
         return []

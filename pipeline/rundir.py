@@ -66,6 +66,11 @@ def read_json_if_exists(path: Path) -> dict:
     return read_json(path) if Path(path).exists() else {}
 
 
+def predictions_file(split: str) -> str:
+    """A stage's predictions on a scored split: predictions.jsonl for test, predictions_<split>.jsonl else."""
+    return "predictions.jsonl" if split == "test" else f"predictions_{split}.jsonl"
+
+
 def write_predictions(target: Path, ids, labels, probs: np.ndarray) -> None:
     """One JSON row per example: id, gold label, P(class 1). Full float precision: rounding ties confident
     predictions at 0 and 1 and moves AUROC."""
@@ -89,8 +94,14 @@ def save_labels(target: Path, ids, texts, gold, targets: np.ndarray) -> None:
     """Training labels of a split as a `datasets` folder: id, text, gt_label, soft_label, hard_label."""
     import datasets
 
-    columns = {"id": list(ids), "text": list(texts), "gt_label": [int(y) for y in gold],
-               "soft_label": targets[:, 1].astype(float).tolist(), "hard_label": targets.argmax(1).tolist()}
+    texts = list(texts)
+    columns = {"id": list(ids)}
+    if texts and not isinstance(texts[0], str):  # preference pairs
+        columns.update(text=[a for a, _ in texts], text_b=[b for _, b in texts])
+    else:
+        columns["text"] = texts
+    columns.update({"gt_label": [int(y) for y in gold],
+                    "soft_label": targets[:, 1].astype(float).tolist(), "hard_label": targets.argmax(1).tolist()})
     atomic_write(target, lambda p: datasets.Dataset.from_dict(columns).save_to_disk(str(p)))
 
 

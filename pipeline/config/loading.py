@@ -14,12 +14,13 @@ from typing import Literal, Optional
 
 import yaml
 
-from pipeline import tasks
+from pipeline import data, tasks
 from pipeline.config.losses import LOSS_CONFIGS, LossConfig
 from pipeline.config.schema import FINETUNE_ONLY, MethodConfig, Recipe
 from pipeline.data import DATASETS
 from pipeline.errors import UserError
 from pipeline.methods import METHODS
+from pipeline.suite import SUITE
 
 
 def _type_name(tp) -> str:
@@ -62,6 +63,8 @@ def _convert(tp, value, path: str, errors: list[str]):
             return []
         (item,) = typing.get_args(tp)
         return [_convert(item, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+    if tp is str and path.endswith("positive_label") and isinstance(value, (bool, int, float)):
+        value = str(value)  # a label value written as YAML 5 / true: compared with the column's values as text
     if tp is float and isinstance(value, str):
         try:  # YAML 1.1 reads 5e-5 (no dot) as a string
             value = float(value)
@@ -229,12 +232,36 @@ def validate_values(r: Recipe, given: set[str] = frozenset()) -> list[str]:
         errors.append(f"task: unknown task kind {r.task!r}" + (f" (did you mean '{hint[0]}'?)" if hint else "")
                       + f"; known: {', '.join(tasks.TASKS)}")
     d = r.data
-    if d.name is not None and d.path is not None:  # neither: a theory-only recipe (checked by `w2s run`)
-        errors.append("data: set exactly one of data.name (a shipped dataset) or data.path (your own file)")
-    if d.name is not None and d.name not in DATASETS:
-        hint = difflib.get_close_matches(d.name, list(DATASETS), n=1)
+    if d.name is not None and d.path is not None and d.name not in SUITE:  # neither: a theory-only recipe
+        errors.append("data: set exactly one of data.name (a shipped dataset) or data.path (your own file); "
+                      "name and path together are for a hub dataset's local copy")
+    if d.name is not None and not data.known(d.name):
+        names = [*DATASETS, *SUITE]
+        hint = difflib.get_close_matches(d.name, names, n=1)
         errors.append(f"data.name: unknown dataset {d.name!r}" + (f" (did you mean '{hint[0]}'?)" if hint else "")
-                      + f"; shipped: {', '.join(DATASETS)}")
+                      + f"; known: {', '.join(names)} (`w2s data list`)")
+    elif d.name is not None and r.task in tasks.TASKS and data.task_of(d.name) != r.task:
+        fitting = [n for n in [*DATASETS, *SUITE] if data.task_of(n) == r.task]
+        errors.append(f"data.name: {d.name!r} is a {data.task_of(d.name)} dataset but the recipe's task is {r.task!r}; "
+                      f"set task: {data.task_of(d.name)}, or use a {r.task} dataset ({', '.join(fitting)})")
+    ood = d.test_ood
+    if ood is not None:
+        if ood.name is not None and ood.path is not None and ood.name not in SUITE:
+            errors.append("data.test_ood: set one of name or path")
+        if ood.name is not None and not data.known(ood.name):
+            errors.append(f"data.test_ood.name: unknown dataset {ood.name!r} (`w2s data list`)")
+        if ood.name is None and ood.path is None and not ood.where:
+            errors.append("data.test_ood: needs a name, a path or a `where` filter (e.g. where: domain=books)")
+        if ood.n is not None and ood.n < 2:
+            errors.append(f"data.test_ood.n: must be at least 2, got {ood.n}")
+    if d.template is not None and r.task == "preference":
+        errors.append("data.template: builds classification inputs; a preference task reads data.prompt_field, "
+                      "chosen_field and rejected_field")
+    for i, m in enumerate(r.methods):
+        kinds = getattr(METHODS.get(m.name), "TASKS", tuple(tasks.TASKS))
+        if r.task in tasks.TASKS and r.task not in kinds:
+            errors.append(f"methods[{i}] ({m.key}): {m.name} does not support task {r.task!r} "
+                          f"(it supports: {', '.join(kinds)}); remove it from methods for this task")
     for key in ("n_train_weak", "n_transfer", "n_test", "max_length"):
         if getattr(d, key) < 2:
             errors.append(f"data.{key}: must be at least 2, got {getattr(d, key)}")

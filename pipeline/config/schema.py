@@ -13,29 +13,58 @@ from pipeline.theory.config import TheoryConfig
 
 
 @dataclass
+class ShiftConfig:
+    name: Optional[str] = help_field("registry dataset to score as the shifted test set (same label space)",
+                                     default=None)
+    path: Optional[str] = help_field("or a file / folder of your own, read with the same `data.*` fields",
+                                     default=None)
+    where: Optional[str] = help_field(
+        "keep only rows whose raw column matches: `column=value` or `column!=value`; with neither name nor path, "
+        "the matching rows of the main data become the shifted test set and are removed from A, B and test "
+        "(a held-out domain)", default=None)
+    n: Optional[int] = help_field("size of the shifted test set (a cap; default: data.n_test)", default=None)
+
+
+@dataclass
 class DataConfig:
     name: Optional[str] = help_field(
-        "shipped dataset from the registry (`w2s data list`); leave null when `path` is set", default=None
-    )
+        "dataset from the registry (`w2s data list`): shipped, or a hub benchmark prepared with `w2s data prepare`",
+        default=None)
     path: Optional[str] = help_field(
-        "your own data: a .jsonl/.jsonl.gz/.json, .csv or .parquet file, or a `datasets.save_to_disk` folder",
+        "your own data: a .jsonl/.jsonl.gz/.json, .csv or .parquet file, a `datasets.save_to_disk` folder (one "
+        "with train / test splits uses them), or, with a registry `name`, your local copy of that hub dataset",
         default=None,
     )
-    text_field: str = help_field("column holding the input text", default="text")
-    label_field: str = help_field("column holding the label; exactly two distinct values (numbers or strings)",
-                             default="label")
+    text_field: str = help_field("column holding the input text (classification)", default="text")
+    template: Optional[str] = help_field(
+        "build the input text from several columns instead: `{column}` placeholders, e.g. "
+        "\"{passage}\\nQuestion: {question}?\" (classification; replaces text_field)", default=None)
+    label_field: str = help_field("column holding the label; exactly two distinct values (booleans, numbers or "
+                                  "strings)", default="label")
     positive_label: Optional[str] = help_field(
-        "which of the two label values is class 1 (written as text); default: the larger one in sorted order",
-        default=None,
+        "which of the two label values is class 1 (a number, true/false or text); default: the larger one in "
+        "sorted order", default=None,
     )
+    prompt_field: str = help_field("preference task: column holding the prompt (may be empty)", default="prompt")
+    chosen_field: str = help_field("preference task: column holding the preferred response", default="chosen")
+    rejected_field: str = help_field("preference task: column holding the other response", default="rejected")
+    where: Optional[str] = help_field("keep only rows whose raw column matches: `column=value` or `column!=value`",
+                                      default=None)
     n_train_weak: int = help_field("split A: examples that train the weak model on ground truth", default=500)
     n_transfer: int = help_field("split B: the transfer set the weak model labels (and the ceiling trains on)",
                             default=500)
-    n_test: int = help_field("test split every model is scored on", default=500)
-    seed: int = help_field("seed of the balanced A/B/test split (fixed across training seeds)", default=0)
+    n_test: int = help_field("test split every model is scored on (from the data's own test split when it has one: "
+                             "then every n_* is a cap)", default=500)
+    balance: bool = help_field("draw class-balanced splits (Burns et al.); false keeps the data's natural class "
+                               "ratio", default=True)
+    seed: int = help_field("seed of the A/B/test split (fixed across training seeds)", default=0)
     vary_split: bool = help_field("draw a new A/B/test split for every training seed (split seed = data.seed + "
                              "training seed); default: one split shared by all seeds", default=False)
-    max_length: int = help_field("truncate inputs to this many tokens", default=64)
+    max_length: int = help_field("truncate inputs to this many tokens (a preference pair's prompts are cut from the "
+                                 "left, keeping the responses)", default=64)
+    test_ood: Optional[ShiftConfig] = help_field(
+        "a shifted (out-of-distribution) test set, scored and reported beside the test split with its own "
+        "accuracy, AUROC and PGR", default=None)
 
 
 @dataclass
@@ -203,7 +232,8 @@ class SweepConfig:
 class Recipe:
     name: str = help_field("run name: outputs go to <output_dir>/<name>/", default="run")
     task: str = help_field("task kind (`w2s tasks`): what an example is, how a model scores it, its loss and "
-                           "metric; classification = binary labels, accuracy / AUROC / PGR", default="classification")
+                           "metric; classification = binary labels, accuracy / AUROC / PGR; preference = reward "
+                           "modelling on (prompt, response A, response B) pairs", default="classification")
     output_dir: str = help_field("parent folder of run directories", default="runs")
     seed: int = help_field("training seed (model init, data order) when `seeds` is not set", default=0)
     seeds: Optional[list[int]] = help_field(

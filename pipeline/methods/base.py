@@ -48,6 +48,7 @@ class MethodContext:
     # prompter(model spec, template, verbalizers, batch_size=, max_tokens=, chat=) -> prompting.Prompter
     prompter: Callable[..., object]
     default_prompt: tuple[Optional[str], Optional[list[str]]] = (None, None)  # the dataset's template, verbalizers
+    task: str = "classification"  # the recipe's task kind (a preference pair's texts are (A, B) tuples)
 
     def texts(self, split: str) -> list[str]:
         return self.splits[split].texts

@@ -24,6 +24,10 @@ from pipeline.methods.base import LabelSet, MethodContext
 from pipeline.plotting import pyplot, save
 
 
+# in-context refinement relabels a text with a verbalizer's next token: classification examples only
+TASKS = ("classification",)
+
+
 @dataclass
 class Config(MethodConfig):
     name: str = "refine"

@@ -91,15 +91,21 @@ def cross_fit_self_labels(features: np.ndarray, weak: np.ndarray, folds: int, he
     return out
 
 
-def uses_prompting(cfg: Config, strong_model: str) -> bool:
+def uses_prompting(cfg: Config, strong_model: str, task: str = "classification") -> bool:
+    """Few-shot prompt self-labels (classification with a causal strong model), else probes (any model,
+    any task: a preference pair's probe reads the pair's feature difference)."""
+    if task != "classification":
+        return False
     return cfg.self_labels == "prompt" or (cfg.self_labels == "auto" and models.kind(strong_model) == "causal")
 
 
 def preflight(cfg: Config, recipe) -> str | None:
     """Config problems that need the recipe as a whole (called before anything runs)."""
+    if cfg.self_labels == "prompt" and recipe.task != "classification":
+        return f"self_labels: prompt labels classification examples; a {recipe.task} task uses probe"
     if cfg.self_labels == "prompt" and models.kind(recipe.strong.model) == "encoder":
         return f"self_labels: prompt needs a causal strong model; {recipe.strong.model!r} is an encoder (use probe)"
-    if uses_prompting(cfg, recipe.strong.model):
+    if uses_prompting(cfg, recipe.strong.model, recipe.task):
         try:
             prompt_spec(dataset_prompt(recipe.data.name), cfg.prompt, cfg.verbalizers)
         except UserError as e:
@@ -181,7 +187,7 @@ def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
     gold_a = ctx.labels("train_weak")
 
     # 1. self-labels (no gold): few-shot prompts for a causal model, else weak-trained cross-fitted probes
-    if uses_prompting(cfg, strong.model):
+    if uses_prompting(cfg, strong.model, ctx.task):
         self_b, self_a, how = prompt_self_labels(cfg, ctx, weak_b_hard)
     else:
         self_b = cross_fit_self_labels(fb, weak_b_hard, cfg.folds, strong.head, ctx.seed)

@@ -62,6 +62,19 @@ def once(recipe) -> list[Unit]:
     return [Unit()]
 
 
+def write_scored(task, folder: Path, inputs: "SeedInputs", probs: dict, splits: list[str]) -> None:
+    """A model's predictions on each of `splits` (rundir.predictions_file names them)."""
+    for s in splits:
+        task.write_predictions(folder / rundir.predictions_file(s), inputs.ids(s), inputs.labels(s), probs[s])
+
+
+def ood_accuracy(task, inputs: "SeedInputs", probs: dict) -> dict:
+    """{"test_ood_accuracy": ...} when the recipe has a shifted test set, else {}."""
+    if "test_ood" not in probs:
+        return {}
+    return {"test_ood_accuracy": task.accuracy(probs["test_ood"], inputs.labels("test_ood"))}
+
+
 def label(recipe, stage: str, unit: Unit) -> str:
     """How logs and the report name a unit: `weak`, `seed1/weak`, `seed0/transfer/naive`."""
     name = f"{stage}/{unit.method}" if unit.method else stage
@@ -135,8 +148,20 @@ class SeedInputs:
             self._columns[name, column] = list(self.split(name)[column])
         return self._columns[name, column]
 
-    def texts(self, name: str) -> list[str]:
-        return self._column(name, "text")
+    def has(self, name: str) -> bool:
+        return (self.run.data_dir(self.seed) / name).exists()
+
+    def scored(self) -> list[str]:
+        """The splits every model is scored on: test, and the shifted test set when the recipe has one."""
+        return ["test"] + (["test_ood"] if self.recipe.data.test_ood is not None else [])
+
+    def texts(self, name: str) -> list:
+        """A split's inputs: texts, or (A, B) text pairs for a preference task."""
+        if "text_b" not in self.split(name).column_names:
+            return self._column(name, "text")
+        if (name, "pairs") not in self._columns:
+            self._columns[name, "pairs"] = list(zip(self._column(name, "text"), self._column(name, "text_b")))
+        return self._columns[name, "pairs"]
 
     def labels(self, name: str) -> np.ndarray:
         return np.asarray(self._column(name, "label"), dtype=np.int64)

@@ -1,7 +1,7 @@
 """Ceiling stage: train the strong model on B's ground truth, the upper reference of PGR."""
 
 from pipeline import rundir, tasks
-from pipeline.stages.base import Job, Stage, per_seed
+from pipeline.stages.base import Job, Stage, ood_accuracy, per_seed, write_scored
 from pipeline.tasks.base import Fit
 
 
@@ -9,11 +9,12 @@ def run(job: Job) -> dict:
     r, out, inp = job.recipe, job.folder, job.inputs()
     task = tasks.get(r.task)
     gold = task.gold_targets(inp.labels("transfer"))
-    probs, info = task.fit_and_predict(Fit(r.strong, "transfer", gold, "ceiling", out_dir=out), inp, {"test": None})
+    probs, info = task.fit_and_predict(Fit(r.strong, "transfer", gold, "ceiling", out_dir=out), inp,
+                                       dict.fromkeys(inp.scored()))
     if job.is_main:
-        task.write_predictions(out / "predictions.jsonl", inp.ids("test"), inp.labels("test"), probs["test"])
+        write_scored(task, out, inp, probs, inp.scored())
     acc = task.accuracy(probs["test"], inp.labels("test"))
-    return {**info, "model": r.strong.model, "test_accuracy": acc,
+    return {**info, "model": r.strong.model, "test_accuracy": acc, **ood_accuracy(task, inp, probs),
             "summary": f"{r.strong.model} ({r.strong.mode}) on gold B: test acc {acc:.3f}"}
 
 

@@ -23,22 +23,37 @@ def run(job: Job) -> dict:
     r = job.recipe
     task = tasks.get(r.task)
     seed = split_seed(r, job.unit.seed)
-    texts, labels, source = task.load(r.data)
-    parts = task.split(labels, data.split_sizes(r.data), seed)
-    manifest = {"source": source, "splits": {}}
+    source = task.load(r.data)
+    parts = task.split(source, r.data, seed)
+    manifest = {"source": source.info, "balanced": r.data.balance, "splits": {}}
     for name, idx in parts.items():
-        split_texts = [texts[i] for i in idx]
-        split_labels = labels[idx]
+        split_texts = [source.texts[i] for i in idx]
+        split_labels = source.labels[idx]
         if job.is_main:
-            import datasets
-
-            ds = datasets.Dataset.from_dict({"id": idx.tolist(), "text": split_texts, "label": split_labels.tolist()})
-            rundir.atomic_write(job.folder / name, lambda p, ds=ds: ds.save_to_disk(str(p)))
+            rundir.atomic_write(job.folder / name,
+                                lambda p, t=split_texts, i=idx, y=split_labels: save_split(p, i, t, y))
         manifest["splits"][name] = {"size": len(idx), "positive_rate": float(split_labels.mean()),
                                     "sha256_16": data.fingerprint(split_texts, split_labels)}
     sizes = ", ".join(f"{k} {v['size']}" for k, v in manifest["splits"].items())
-    manifest["summary"] = f"{r.data.name or r.data.path}: {sizes} (balanced, split seed {seed})"
+    how = "balanced" if r.data.balance else "natural class ratio"
+    native = ", test from the data's own test split" if source.info.get("native_splits") else ""
+    dropped = f"; {source.info['dropped']} row(s) dropped (empty text or missing label)" \
+        if source.info.get("dropped") else ""
+    manifest["summary"] = f"{r.data.name or r.data.path}: {sizes} ({how}{native}, split seed {seed}){dropped}"
     return manifest
+
+
+def save_split(target, ids, texts: list, labels) -> None:
+    """One split as a `datasets` folder: id, text, label; a preference pair's second text as `text_b`."""
+    import datasets
+
+    columns = {"id": [int(i) for i in ids]}
+    if texts and not isinstance(texts[0], str):
+        columns.update(text=[a for a, _ in texts], text_b=[b for _, b in texts])
+    else:
+        columns["text"] = list(texts)
+    columns["label"] = [int(y) for y in labels]
+    datasets.Dataset.from_dict(columns).save_to_disk(str(target))
 
 
 # the task's loaders are `pipeline.data`'s (imported here): training code in the task module is not the

@@ -7,9 +7,8 @@ from pipeline import rundir, tasks
 from pipeline.stages.base import Job, Stage, once
 
 
-def run(job: Job) -> dict:
-    r, run_dir = job.recipe, job.run
-    task = tasks.get(r.task)
+def _per_seed(r, run_dir, task, split: str) -> dict:
+    """seed -> (gold labels, {model: P(class 1)}) on one scored split."""
     per_seed = {}
     for seed in r.seed_list:
         sources = {"weak": run_dir.stage_dir("weak", seed), "ceiling": run_dir.stage_dir("ceiling", seed)}
@@ -17,18 +16,34 @@ def run(job: Job) -> dict:
                         if m.seeds is None or seed in m.seeds})
         probs, y = {}, None
         for name, d in sources.items():
-            labels, p = task.read_predictions(d / "predictions.jsonl")
+            labels, p = task.read_predictions(d / rundir.predictions_file(split))
             if y is not None and not np.array_equal(labels, y):
-                raise RuntimeError(f"seed {seed}: test labels of {name} differ from the weak model's: "
+                raise RuntimeError(f"seed {seed}: {split} labels of {name} differ from the weak model's: "
                                    "run directory is inconsistent")
             y, probs[name] = labels, p
         per_seed[seed] = (y, probs)
-    result = task.evaluate(per_seed, r.evaluate, shared_test=not r.data.vary_split)
+    return per_seed
+
+
+def _summary(result: dict, seeds: int, what: str) -> str:
     parts = [f"{k} {v['accuracy']['value']:.3f}" for k, v in result["models"].items()]
     pgrs = [f"{k} {v['accuracy']['value']:.2f}" if v["accuracy"]["value"] is not None else f"{k} undefined"
             for k, v in result["pgr"].items()]
-    over = f" (mean of {len(per_seed)} seeds)" if len(per_seed) > 1 else ""
-    result["summary"] = f"test acc{over}: " + ", ".join(parts) + " | PGR(acc): " + ", ".join(pgrs)
+    over = f" (mean of {seeds} seeds)" if seeds > 1 else ""
+    return f"{what} acc{over}: " + ", ".join(parts) + " | PGR(acc): " + ", ".join(pgrs)
+
+
+def run(job: Job) -> dict:
+    r, run_dir = job.recipe, job.run
+    task = tasks.get(r.task)
+    shared = not r.data.vary_split
+    result = task.evaluate(_per_seed(r, run_dir, task, "test"), r.evaluate, shared_test=shared)
+    result["summary"] = _summary(result, len(r.seed_list), "test")
+    if r.data.test_ood is not None:
+        # the shifted test set: its own accuracy, AUROC and PGR (weak and ceiling scored there too)
+        ood = task.evaluate(_per_seed(r, run_dir, task, "test_ood"), r.evaluate, shared_test=shared)
+        result["test_ood"] = ood
+        result["summary"] += " || " + _summary(ood, len(r.seed_list), "shifted test")
     return result
 
 

@@ -82,6 +82,11 @@ def collect(run: RunDir, recipe, timings: dict) -> dict:
                             ("method", "label_accuracy", "diagnostics", "head_l2", "loss", "early_stopping"))
         entry["pgr"] = ev["pgr"][m.key]
         results["methods"][m.key] = entry
+    if "test_ood" in ev:
+        ood = ev["test_ood"]
+        results["test_ood"] = {"n_test": ood["n_test"], "source": results["data"].get("source", {}).get(
+            "test_ood_source"), "models": {k: {m: v[m] for m in ("accuracy", "auroc")} for k, v in ood["models"].items()},
+            "pgr": ood["pgr"]}
     theory = run_dir / "theory" / "metrics.json"
     if recipe.theory.enabled and theory.exists():
         results["theory"] = read_json(theory)
@@ -176,6 +181,48 @@ def _per_seed_section(results: dict) -> list[str]:
     return lines
 
 
+def _data_lines(manifest: dict) -> list[str]:
+    """How the data was read: which value is class 1, balanced or not, rows dropped."""
+    src = manifest.get("source", {})
+    out = []
+    if src.get("class_1"):
+        out.append(f"- Class 1: {src['class_1']}.")
+    if "balanced" in manifest:
+        out.append("- Splits: " + ("class-balanced (Burns et al.)" if manifest["balanced"] else
+                                   "the data's natural class ratio (`data.balance: false`)")
+                   + ("; test drawn from the data's own test split, A and B from its train split"
+                      if src.get("native_splits") else "") + ".")
+    if src.get("dropped"):
+        per = ", ".join(f"{k} {v['dropped']} of {v['examples']}" for k, v in src.get("pools", {}).items()
+                        if v.get("dropped"))
+        out.append(f"- Dropped before splitting (empty text, missing label or an unusable row): {src['dropped']} "
+                   f"({per}).")
+    return out + [""] if out else []
+
+
+def _shifted_section(results: dict) -> list[str]:
+    ood = results.get("test_ood")
+    if not ood:
+        return []
+    lines = ["", f"### Shifted test set ({ood.get('source') or 'test_ood'}, n = {ood['n_test']})", "",
+             "Every model scored on the shifted test set; PGR there uses the weak model's and the ceiling's "
+             "accuracy on it.", "",
+             "| model | accuracy (%) | AUROC (%) | PGR (accuracy) | PGR (AUROC) |", "|---|---|---|---|---|"]
+    names = {"weak": f"weak ({results['weak'].get('model')})",
+             "ceiling": f"strong ceiling ({results['ceiling'].get('model')})"}
+    order = ["weak", *results["methods"], "ceiling"]
+    for key in order:
+        m = ood["models"].get(key)
+        if m is None:
+            continue
+        pgr = ood["pgr"].get(key)
+        pa = _fmt(pgr["accuracy"], pct=False) if pgr else "—"
+        pu = _fmt(pgr["auroc"], pct=False) if pgr else "—"
+        lines.append(f"| {names.get(key, 'transfer: ' + key)} | {_fmt(m['accuracy'])} | {_fmt(m['auroc'])} | "
+                     f"{pa} | {pu} |")
+    return lines
+
+
 def markdown(results: dict, images: list[str]) -> str:
     lvl = int(results["ci_level"] * 100)
     w = results["weak"]
@@ -196,6 +243,7 @@ def markdown(results: dict, images: list[str]) -> str:
         f"Dataset: {results['data'].get('summary', '?')}. Test split: n = {results['n_test']}. {stats}",
         "",
     ]
+    lines += _data_lines(results.get("data", {}))
     if results.get("oracle_selection"):
         lines += ["**Oracle model selection.** Checkpoints were selected on ground-truth labels of a held-out "
                   "slice (`early_stopping.select_on: gold`). No weak-to-strong setting has those labels: treat "
@@ -213,6 +261,7 @@ def markdown(results: dict, images: list[str]) -> str:
             name += f" (seed{'s' if len(few) > 1 else ''} {', '.join(map(str, few))} only)"
         lines.append(f"| {name} | {_fmt(r['accuracy'])}{_std(r['accuracy'], 100)} | "
                      f"{_fmt(r['auroc'])}{_std(r['auroc'], 100)} | {pa} | {pu} |")
+    lines += _shifted_section(results)
     lines += _per_seed_section(results)
     lines += [
         "",

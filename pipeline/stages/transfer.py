@@ -9,7 +9,7 @@ from pipeline.data import dataset_prompt
 from pipeline.errors import UserError
 from pipeline.methods import METHODS
 from pipeline.methods.base import MethodContext
-from pipeline.stages.base import Job, SeedInputs, Stage, Unit, method_of
+from pipeline.stages.base import Job, SeedInputs, Stage, Unit, method_of, ood_accuracy, write_scored
 from pipeline.tasks.base import Fit
 
 SPLITS = ("train_weak", "transfer", "test")
@@ -45,7 +45,7 @@ def method_context(job: Job, inp: SeedInputs, task) -> MethodContext:
         weak_labels=inp.weak_soft_labels(), weak_train_probs=inp.weak_train_probs(),
         weak_test_probs=inp.weak_test_probs(), strong=r.strong,
         features=lambda splits: inp.features(r.strong, splits), fit_weak=fit_weak, prompter=prompter,
-        default_prompt=dataset_prompt(r.data.name))
+        default_prompt=dataset_prompt(r.data.name), task=r.task)
 
 
 def run(job: Job) -> dict:
@@ -58,12 +58,12 @@ def run(job: Job) -> dict:
     if job.is_main:
         task.save_labels(out / "labels", inp.examples("transfer"), targets)
     fit = Fit(r.strong, "transfer", targets, f"transfer/{m.key}", loss=m.loss, out_dir=out)
-    probs, info = task.fit_and_predict(fit, inp, {"test": None})
+    probs, info = task.fit_and_predict(fit, inp, dict.fromkeys(inp.scored()))
     if job.is_main:
-        task.write_predictions(out / "predictions.jsonl", inp.ids("test"), inp.labels("test"), probs["test"])
+        write_scored(task, out, inp, probs, inp.scored())
     acc = task.accuracy(probs["test"], inp.labels("test"))
     return {**info, "method": m.name, "model": r.strong.model, "test_accuracy": acc,
-            "label_accuracy": label_acc, "diagnostics": labels.diagnostics,
+            "label_accuracy": label_acc, "diagnostics": labels.diagnostics, **ood_accuracy(task, inp, probs),
             "summary": f"{m.key}: labels on B acc {label_acc:.3f}, strong test acc {acc:.3f}"}
 
 

@@ -3,7 +3,7 @@ its predictions on test are scored, its in-sample predictions on A are kept for 
 against the weak supervisor there (selective's `weak_reference: in_sample`)."""
 
 from pipeline import rundir, tasks
-from pipeline.stages.base import Job, Stage, per_seed
+from pipeline.stages.base import Job, Stage, ood_accuracy, per_seed, write_scored
 from pipeline.tasks.base import Fit
 
 
@@ -11,16 +11,15 @@ def run(job: Job) -> dict:
     r, out, inp = job.recipe, job.folder, job.inputs()
     task = tasks.get(r.task)
     gold = task.gold_targets(inp.labels("train_weak"))
-    probs, info = task.fit_and_predict(Fit(r.weak, "train_weak", gold, "weak", out_dir=out), inp,
-                                       {"transfer": None, "test": None, "train_weak": None})
+    predict = dict.fromkeys(["transfer", *inp.scored(), "train_weak"])
+    probs, info = task.fit_and_predict(Fit(r.weak, "train_weak", gold, "weak", out_dir=out), inp, predict)
     if job.is_main:
         task.save_labels(out / "labels", inp.examples("transfer"), probs["transfer"])
-        task.write_predictions(out / "predictions.jsonl", inp.ids("test"), inp.labels("test"), probs["test"])
-        task.write_predictions(out / "predictions_train_weak.jsonl", inp.ids("train_weak"), inp.labels("train_weak"),
-                               probs["train_weak"])
+        write_scored(task, out, inp, probs, [*inp.scored(), "train_weak"])
     b_acc = task.accuracy(probs["transfer"], inp.labels("transfer"))
     test_acc = task.accuracy(probs["test"], inp.labels("test"))
     return {**info, "model": r.weak.model, "test_accuracy": test_acc, "transfer_label_accuracy": b_acc,
+            **ood_accuracy(task, inp, probs),
             **task.label_stats(probs["transfer"]),
             "summary": f"{r.weak.model} ({r.weak.mode}): test acc {test_acc:.3f}, "
                        f"labels on B acc {b_acc:.3f} (gold used for reporting only)"}

@@ -9,7 +9,7 @@ pairs, generation) is one new module plus one line here; recipes pick it with `t
 import importlib
 
 # name -> module; imported on first use so that loading a recipe does not import every task's stack
-TASKS = {"classification": "pipeline.tasks.classification"}
+TASKS = {"classification": "pipeline.tasks.classification", "preference": "pipeline.tasks.preference"}
 
 
 def get(name: str):

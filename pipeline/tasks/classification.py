@@ -17,15 +17,16 @@ from pipeline.tasks.base import Fit
 
 class Classification:
     name = "classification"
+    num_labels = 2  # outputs of the model's head: class logits
 
     # ---------------------------------------------------------------- data
-    def load(self, data_cfg) -> tuple[list[str], np.ndarray, dict]:
-        """Texts, 0/1 labels and a description of the source (every user mistake a UserError)."""
-        return data.load_examples(data_cfg)
+    def load(self, data_cfg) -> data.Source:
+        """Every usable example, with labels and a description (every user mistake a UserError)."""
+        return data.load_source(data_cfg, self.name)
 
-    def split(self, labels: np.ndarray, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:
-        """Disjoint label-balanced index sets (Burns et al.'s A / B / test)."""
-        return data.balanced_split(labels, sizes, seed)
+    def split(self, source: data.Source, data_cfg, seed: int) -> dict[str, np.ndarray]:
+        """Disjoint (class-balanced) index sets: Burns et al.'s A / B / test, and test_ood."""
+        return data.draw_splits(source, data_cfg, seed)
 
     # ---------------------------------------------------------------- labels
     def gold_targets(self, labels: np.ndarray) -> np.ndarray:
@@ -84,7 +85,7 @@ class Classification:
             return self._fit_head(fit, inputs, predict, train_idx, targets, val_rows, val_targets, es_info, save)
         tokenizer = models.load_tokenizer(path)
         inputs.seed_everything()
-        model = models.load_classifier(path, tokenizer, role.mode, role.lora, role)
+        model = models.load_classifier(path, tokenizer, role.mode, role.lora, role, num_labels=self.num_labels)
         texts = _pick(inputs.texts(fit.split), train_idx)
         val = None if val_rows is None else ([inputs.texts(fit.split)[i] for i in val_rows], val_targets)
         result = finetune(model, tokenizer, texts, targets, role.train, max_length, inputs.accelerator, inputs.seed,

@@ -12,7 +12,7 @@ from transformers import DataCollatorWithPadding, get_scheduler
 
 from pipeline.distributed import compute_precision, sharded, upcast_trainable
 from pipeline.losses import LossConfig, make_loss
-from pipeline.predict import predict_proba, show_progress
+from pipeline.predict import encode, flatten, is_pairs, length, pair_logits, predict_proba, show_progress
 from pipeline.train.early_stopping import BestCheckpoint
 
 
@@ -94,25 +94,27 @@ def prepare_with_optimizer(accelerator, model, loader, cfg):
     return model, optimizer, loader
 
 
-def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_length: int, accelerator,
+def finetune(model, tokenizer, texts: list, targets: np.ndarray, cfg, max_length: int, accelerator,
              seed: int, loss: LossConfig | None = None, desc: str = "train",
              val: tuple[list[str], np.ndarray] | None = None) -> dict:
-    """Fine-tune `model` in place on (text, target distribution) pairs; returns training stats.
+    """Fine-tune `model` in place on (text, target distribution) pairs; returns training stats. A
+    preference task's texts are (A, B) pairs and `model` a scalar-reward model: its class logits are
+    (r_B, r_A) (`pair_logits`), so the loss is Bradley-Terry on the soft preferences `targets[:, 1]`.
 
     `val` (texts, target distributions) turns on early stopping per `cfg.early_stopping`: the model is
     scored on it `evals_per_epoch` times per epoch and the best weights are kept.
     """
-    enc = tokenizer(texts, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-    items = [{**{k: enc[k][i] for k in keys}, "targets": targets[i]} for i in range(len(texts))]
+    pairs = is_pairs(texts)
+    enc = encode(tokenizer, texts, max_length)
+    items = [{"x": enc[i], "targets": targets[i]} for i in range(len(texts))]
     pad = DataCollatorWithPadding(tokenizer)
 
     def collate(batch):
-        out = pad([{k: b[k] for k in keys} for b in batch])
+        out = pad(flatten([b["x"] for b in batch]))
         out["targets"] = torch.tensor(np.stack([b["targets"] for b in batch]), dtype=torch.float32)
         return out
 
-    sampler = LengthGroupedBatches([len(x) for x in enc["input_ids"]], cfg.batch_size, seed, cfg.group_by_length)
+    sampler = LengthGroupedBatches([length(x) for x in enc], cfg.batch_size, seed, cfg.group_by_length)
     loader = torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=collate)
     upcast_trainable(model, accelerator)
     accelerator.gradient_accumulation_steps = cfg.grad_accum
@@ -139,6 +141,8 @@ def finetune(model, tokenizer, texts: list[str], targets: np.ndarray, cfg, max_l
                 targets = batch.pop("targets")
                 with precision():
                     logits = model(**batch).logits
+                    if pairs:
+                        logits = pair_logits(logits)
                 value = loss_fn(logits, targets, step / total_steps)
                 accelerator.backward(value)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
