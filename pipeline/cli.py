@@ -64,8 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     mod = sub.add_parser("models", help="list model aliases (default), or prepare them (unpack/convert once)")
     mod.add_argument("action", choices=["list", "prepare"], nargs="?", default="list")
     mod.add_argument("aliases", nargs="*", help="aliases to prepare (default: all installed)")
-    dat = sub.add_parser("data", help="list the shipped datasets")
-    dat.add_argument("action", choices=["list"], nargs="?", default="list")
+    dat = sub.add_parser("data", help="list the dataset registry (default), show one entry, or prepare a hub "
+                                      "dataset for offline runs",
+                         description="w2s data list | w2s data show NAME | w2s data prepare NAME [--out DIR]")
+    dat.add_argument("action", choices=["list", "show", "prepare"], nargs="?", default="list")
+    dat.add_argument("name", nargs="?", help="a registry dataset (show, prepare)")
+    dat.add_argument("--out", type=Path, default=None,
+                     help="prepare: the folder to write (default: $W2S_DATASETS_DIR/NAME or ~/.cache/w2s/datasets/NAME)")
     runs = sub.add_parser("runs", help="list the runs under a folder: finished or interrupted, stages done, PGR")
     runs.add_argument("folder", type=Path, nargs="?", default=Path("runs"))
     cmp = sub.add_parser("compare", help="two runs' accuracy, AUROC and PGR side by side")
@@ -209,11 +214,40 @@ def _cmd_models(a) -> int:
 
 
 def _cmd_data(a) -> int:
-    from pipeline.data import DATASETS, data_dir
+    from pipeline import data
+    from pipeline.suite import SUITE
 
-    for name, spec in DATASETS.items():
-        present = (data_dir() / spec.file).exists()
-        print(f"{name:14s} {spec.description}{'' if present else '  [file missing]'}")
+    if a.action == "list":
+        print(f"{'name':20s} {'task':14s} {'where':24s} description")
+        for name, spec in data.DATASETS.items():
+            where = "shipped" if (data.data_dir() / spec.file).exists() else "shipped, file missing"
+            print(f"{name:20s} {spec.task:14s} {where:24s} {spec.description}")
+        for name, e in SUITE.items():
+            where = "prepared" if (data.suite_dir() / name).exists() else "hub (w2s data prepare)"
+            print(f"{name:20s} {e.task:14s} {where:24s} {e.description}")
+        print(f"\nhub datasets are cached in {data.suite_dir()}; `w2s data show NAME` for hub id, revision, licence, "
+              "citation; with no hub, `data: {name: NAME, path: DIR}` reads your local copy")
+        return 0
+    if not a.name:
+        raise UserError(f"`w2s data {a.action}` needs a dataset name", "e.g. w2s data show boolq (names: w2s data list)")
+    if a.action == "prepare":
+        start = time.perf_counter()
+        path = data.prepare(a.name, a.out)
+        print(f"{a.name}: {path} ({time.perf_counter() - start:.1f} s); runs with data.name={a.name} now work offline"
+              + (f" (set data.path={path})" if a.out else ""))
+        return 0
+    if a.name in data.DATASETS:
+        spec = data.DATASETS[a.name]
+        print(f"{a.name} ({spec.task}, shipped): {spec.description}\nfile: {data.data_dir() / spec.file}\n"
+              f"licence: {spec.licence}\nprovenance: data/README.md")
+        return 0
+    if a.name not in SUITE:
+        raise UserError(f"unknown dataset {a.name!r}", f"known: {', '.join([*data.DATASETS, *SUITE])}")
+    e = SUITE[a.name]
+    splits = ", ".join(f"{role} = hub {hub!r}" for role, hub in e.splits.items())
+    print(f"{e.name} ({e.task}): {e.description}\nhub: {e.hub_id}" + (f" / {e.config}" if e.config else "")
+          + f" @ {e.revision}\nsplits: {splits}\ncolumns read: {', '.join(e.columns)}\nlicence: {e.licence}\n"
+          f"citation: {e.citation}\nsource: {e.source}")
     return 0
 
 

@@ -511,3 +511,33 @@ def file_fingerprint(cfg) -> str:
         path = source_path(cfg)
         return json.dumps([str(path.resolve()), path.stat().st_size, int(path.stat().st_mtime)])
     return json.dumps(parts)
+
+
+# ---------------------------------------------------------------------------------------------- prepare
+def prepare(name: str, out: Path | None = None) -> Path:
+    """Download a hub dataset of the registry at its pinned revision (the splits it uses) into `out`
+    (default: `suite_dir()/name`) as a `save_to_disk` folder; afterwards runs read it offline."""
+    from pipeline.rundir import atomic_write
+    from pipeline.suite import load_kwargs
+
+    if name not in SUITE:
+        raise UserError(f"{name!r} is not a hub dataset of the registry"
+                        + (" (it is shipped: nothing to prepare)" if name in DATASETS else ""),
+                        f"hub datasets: {', '.join(SUITE)} (`w2s data list`)")
+    import datasets
+    from huggingface_hub import HfApi
+
+    entry = SUITE[name]
+    target = Path(out).expanduser() if out else suite_dir() / name
+    kwargs = load_kwargs(entry)
+    try:
+        # one quick request first: without a hub, fail in seconds rather than after datasets' retries
+        HfApi().dataset_info(entry.hub_id, revision=entry.revision, timeout=10)
+        splits = {hub: datasets.load_dataset(**kwargs, split=hub) for hub in dict.fromkeys(entry.splits.values())}
+    except Exception as e:  # offline, unknown revision, hub errors: many exception types, one user-facing cause
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserError(f"could not download {name} ({entry.hub_id} at revision {entry.revision[:12]}): {first}",
+                        "this needs a machine that reaches the hub; elsewhere, copy a prepared folder there and "
+                        f"set data.path (with data.name: {name})") from None
+    atomic_write(target, lambda p: datasets.DatasetDict(splits).save_to_disk(str(p)))
+    return target
