@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     dat.add_argument("action", choices=["list", "show", "prepare"], nargs="?", default="list")
     dat.add_argument("name", nargs="?", help="a registry dataset (show, prepare)")
     dat.add_argument("--out", type=Path, default=None,
-                     help="prepare: the folder to write (default: $W2S_DATASETS_DIR/NAME or ~/.cache/w2s/datasets/NAME)")
+                     help="prepare: the folder to write "
+                          "(default: $W2S_DATASETS_DIR/NAME or ~/.cache/w2s/datasets/NAME)")
     runs = sub.add_parser("runs", help="list the runs under a folder: finished or interrupted, stages done, PGR")
     runs.add_argument("folder", type=Path, nargs="?", default=Path("runs"))
     cmp = sub.add_parser("compare", help="two runs' accuracy, AUROC and PGR side by side")
@@ -229,7 +230,8 @@ def _cmd_data(a) -> int:
               "citation; with no hub, `data: {name: NAME, path: DIR}` reads your local copy")
         return 0
     if not a.name:
-        raise UserError(f"`w2s data {a.action}` needs a dataset name", "e.g. w2s data show boolq (names: w2s data list)")
+        raise UserError(f"`w2s data {a.action}` needs a dataset name",
+                        "e.g. w2s data show boolq (names: w2s data list)")
     if a.action == "prepare":
         start = time.perf_counter()
         path = data.prepare(a.name, a.out)

@@ -134,7 +134,8 @@ def _read_files(paths: list[Path], kind: str):
         return getattr(datasets.Dataset, f"from_{kind}")([str(p) for p in paths] if len(paths) > 1 else str(paths[0]))
     except Exception as e:  # malformed files surface as many different pyarrow/json errors
         raise UserError(f"could not read {paths[0]} as {kind}: "
-                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}", "check the file's format") from None
+                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                        "check the file's format") from None
 
 
 def _split_of(path: Path) -> str:

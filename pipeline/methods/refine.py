@@ -23,7 +23,6 @@ from pipeline.errors import UserError
 from pipeline.methods.base import LabelSet, MethodContext
 from pipeline.plotting import pyplot, save
 
-
 # in-context refinement relabels a text with a verbalizer's next token: classification examples only
 TASKS = ("classification",)
 

@@ -84,9 +84,9 @@ def collect(run: RunDir, recipe, timings: dict) -> dict:
         results["methods"][m.key] = entry
     if "test_ood" in ev:
         ood = ev["test_ood"]
-        results["test_ood"] = {"n_test": ood["n_test"], "source": results["data"].get("source", {}).get(
-            "test_ood_source"), "models": {k: {m: v[m] for m in ("accuracy", "auroc")} for k, v in ood["models"].items()},
-            "pgr": ood["pgr"]}
+        source = results["data"].get("source", {}).get("test_ood_source")
+        scores = {k: {m: v[m] for m in ("accuracy", "auroc")} for k, v in ood["models"].items()}
+        results["test_ood"] = {"n_test": ood["n_test"], "source": source, "models": scores, "pgr": ood["pgr"]}
     theory = run_dir / "theory" / "metrics.json"
     if recipe.theory.enabled and theory.exists():
         results["theory"] = read_json(theory)

@@ -50,7 +50,8 @@ def test_numeric_positive_label_from_a_recipe(tmp_path):
 
 
 def test_dropped_rows_are_counted_per_pool(tmp_path):
-    rows = [{"text": "a", "label": 0}, {"text": " ", "label": 1}, {"text": "b", "label": None}, {"text": "c", "label": 1}]
+    rows = [{"text": "a", "label": 0}, {"text": " ", "label": 1}, {"text": "b", "label": None},
+            {"text": "c", "label": 1}]
     src = load_source(DataConfig(path=str(_jsonl(tmp_path / "d.jsonl", rows))))
     assert len(src) == 2 and src.info["dropped"] == 2 and src.info["pools"]["all"]["dropped"] == 2
 
@@ -77,7 +78,8 @@ def test_native_splits_draw_test_from_the_test_split_and_caps_sizes(tmp_path):
     assert not set(parts["train_weak"]) & set(parts["transfer"])
     small = DataConfig(path=cfg.path, n_train_weak=60, n_transfer=60, n_test=10)  # train holds 80: scaled down
     parts = draw_splits(load_source(small), small, 0)
-    assert len(parts["train_weak"]) + len(parts["transfer"]) <= 80 and len(parts["train_weak"]) == len(parts["transfer"])
+    assert len(parts["train_weak"]) + len(parts["transfer"]) <= 80
+    assert len(parts["train_weak"]) == len(parts["transfer"])
 
 
 def test_balance_false_keeps_the_natural_ratio(tmp_path):
