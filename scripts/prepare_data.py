@@ -268,8 +268,8 @@ def gold_and_others(scores: dict, what: str) -> tuple[str, list[str]]:
     return gold[0], [k for k, v in scores.items() if v == 0]
 
 
-def hhh_examples(task_jsons: list[bytes]) -> list[tuple[int, str, str, str, str]]:
-    """(n, prompt, chosen, rejected, subset) from BIG-bench hhh_alignment's four subtasks, n counting
+def hhh_examples(task_jsons: list[bytes]) -> list[tuple]:
+    """(n, prompt, chosen, rejected, subset, None) from BIG-bench hhh_alignment's four subtasks, n counting
     on across them. The inputs are the human's side of a dialogue whose earlier turns, if any, sit
     inside as "\n\nAssistant: ..." / "\n\nHuman: ..."; BIG-bench itself prefixes "Human: " and appends
     the "Assistant:" turn (the task's example_input/output_prefix), so the prompt here does too."""
@@ -280,51 +280,49 @@ def hhh_examples(task_jsons: list[bytes]) -> list[tuple[int, str, str, str, str]
             if len(others) != 1:
                 raise ValueError(f"hhh_alignment example {n} is not a pair: {ex['target_scores']!r:.200}")
             rows.append((n, "Human: " + dialogue(ex["input"]) + "\n\nAssistant: ", dialogue(chosen),
-                         dialogue(others[0]), subset))
+                         dialogue(others[0]), subset, None))
             n += 1
     return rows
 
 
-def multiple_choice_pairs(name: str, task_jsons: list[bytes], subsets: tuple[str, ...] | None
-                          ) -> list[tuple[int, str, str, str, str | None]]:
-    """(n, prompt, chosen, rejected, subset) from BIG-bench multiple-choice subtasks: the gold answer
-    against one distractor drawn with random.Random(f"{name}-{n}") from the others in source order.
-    The inputs end in the space before the answer; the prompt keeps one."""
+def multiple_choice_pairs(name: str, task_jsons: list[bytes], subsets: tuple[str, ...] | None) -> list[tuple]:
+    """(n, prompt, chosen, rejected, subset, question) from BIG-bench multiple-choice subtasks: the gold
+    answer against one distractor drawn with random.Random(f"{name}-{n}") from the others in source
+    order. The inputs end in the space before the answer; the prompt keeps one. `question` (prompt and
+    sorted choices) identifies a question asked more than once."""
     rows, n = [], 0
     for i, raw in enumerate(task_jsons):
         for ex in json.loads(raw)["examples"]:
             chosen, others = gold_and_others(ex["target_scores"], f"{name} example {n}")
             rejected = random.Random(f"{name}-{n}").choice(others)
-            rows.append((n, one_line(ex["input"]) + " ", one_line(chosen), one_line(rejected),
-                         subsets[i] if subsets else None))
+            prompt = one_line(ex["input"]) + " "
+            question = (prompt, *sorted(one_line(k) for k in ex["target_scores"]))
+            rows.append((n, prompt, one_line(chosen), one_line(rejected), subsets[i] if subsets else None, question))
             n += 1
     return rows
 
 
-def clean_pairs(rows: list[tuple], one_per_prompt: bool) -> tuple[list[tuple], dict]:
-    """Drop pairs with an empty part or chosen == rejected, pairs also seen the other way round, and
-    later exact duplicates. With one_per_prompt (one question, one pair), a prompt whose rows disagree
-    on the chosen answer is dropped entirely, and a repeated prompt counts as a duplicate."""
+def clean_pairs(rows: list[tuple]) -> tuple[list[tuple], dict]:
+    """Rows (n, prompt, chosen, rejected, subset, question) -> (n, prompt, chosen, rejected, subset).
+    Drop pairs with an empty part or chosen == rejected; pairs also seen the other way round; for
+    multiple-choice rows (question = prompt and choices, else None), every row of a question asked
+    twice with different gold answers; then later duplicates: the same question again, or the same
+    (prompt, chosen, rejected)."""
     usable = [r for r in rows if r[1].strip() and r[2] and r[3]]
     distinct = [r for r in usable if r[2] != r[3]]
-    if one_per_prompt:
-        keys = [r[1] for r in distinct]
-        answers: dict[str, set] = {}
-        for r in distinct:
-            answers.setdefault(r[1], set()).add(r[2])
-        bad = {p for p, a in answers.items() if len(a) > 1}
-    else:
-        keys = [r[1:4] for r in distinct]
-        triples = set(keys)
-        bad = {k for k in keys if (k[0], k[2], k[1]) in triples}
+    triples = {r[1:4] for r in distinct}
+    golds: dict[tuple, set] = {}
+    for r in distinct:
+        if r[5] is not None:
+            golds.setdefault(r[5], set()).add(r[2])
+    conflicting = [(r[1], r[3], r[2]) in triples or len(golds.get(r[5], ())) > 1 for r in distinct]
     seen, kept = set(), []
-    for r, k in zip(distinct, keys):
-        if k not in bad and k not in seen:
-            seen.add(k)
-            kept.append(r)
-    conflicting = sum(k in bad for k in keys)
+    for r, bad in zip(distinct, conflicting):
+        if not bad and r[1:4] not in seen and r[5] not in seen:
+            seen.update({r[1:4], r[5]} - {None})
+            kept.append(r[:5])
     stats = {"pairs": len(rows), "empty": len(rows) - len(usable), "chosen_is_rejected": len(usable) - len(distinct),
-             "conflicting_rows": conflicting, "duplicates": len(distinct) - conflicting - len(kept)}
+             "conflicting_rows": sum(conflicting), "duplicates": len(distinct) - sum(conflicting) - len(kept)}
     return kept, stats
 
 
@@ -410,8 +408,8 @@ def build(names: list[str], args) -> dict[str, list[tuple]]:
         raw["drug_review"] = drug_review_examples(wheel)
     out = {}
     for name in names:
-        if name in PREFERENCE:  # hhh_alignment ranks several responses per dialogue: many pairs per prompt
-            out[name], stats = clean_pairs(raw[name], one_per_prompt=name != "hhh_alignment")
+        if name in PREFERENCE:
+            out[name], stats = clean_pairs(raw[name])
         else:
             out[name], stats = clean(raw[name])
         print(f"{name}: {stats}", file=sys.stderr)
