@@ -36,6 +36,9 @@ class DatasetSpec:
     verbalizers: tuple[str, str] | None = None  # continuation tokens for label 0 and label 1
     task: str = "classification"
     licence: str = ""
+    # a preference set built from a binary file: each label-1 text paired with a label-0 text (shuffled
+    # with a fixed seed), the label-1 text being the preferred response; no prompt
+    pairs_from_labels: bool = False
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -52,6 +55,22 @@ DATASETS: dict[str, DatasetSpec] = {
         "Claim: {text}\nTrue or false? Answer:",
         (" false", " true"),
         licence="CC BY-SA 3.0 (FEVER), Apache-2.0 (BIG-bench)",
+    ),
+    "hhh_alignment": DatasetSpec(
+        "hhh_alignment.jsonl.gz",
+        "BIG-bench hhh_alignment: dialogues with a more and a less helpful, honest, harmless reply (preference)",
+        task="preference", licence="Apache-2.0 (BIG-bench; Askell et al. 2021)",
+    ),
+    "multiemo_pairs": DatasetSpec(
+        "multiemo.jsonl.gz",
+        "multiemo reviews as preference pairs: a positive review is preferred to a negative one (a sentiment "
+        "reward, as in Ziegler et al. 2019)", task="preference", pairs_from_labels=True,
+        licence="CC BY 4.0 / MIT (MultiEmo), Apache-2.0 (BIG-bench)",
+    ),
+    "social_iqa": DatasetSpec(
+        "social_iqa.jsonl.gz",
+        "BIG-bench social_iqa: a social situation and question, the correct answer vs a distractor (preference)",
+        task="preference", licence="Apache-2.0 (BIG-bench); Social IQa: CC BY 4.0",
     ),
 }
 
@@ -314,6 +333,8 @@ def _pools(cfg) -> tuple[dict, str]:
         pools = {role: splits[entry.splits[role]] for role in ("train", "test")}
     elif len(splits) == 1:
         pools = {"all": next(iter(splits.values()))}
+        if cfg.path is None and DATASETS[cfg.name].pairs_from_labels:
+            pools["all"] = _label_pairs(pools["all"], cfg.name)
     else:
         test = "test" if "test" in splits else "validation" if "validation" in splits else None
         if "train" not in splits or test is None:
@@ -322,6 +343,22 @@ def _pools(cfg) -> tuple[dict, str]:
                             "name the splits train and test, or point data.path at one of them")
         pools = {"train": splits["train"], "test": splits[test]}
     return {k: _filter(v, cfg.where, "data.where") for k, v in pools.items()}
+
+
+def _label_pairs(table, name: str):
+    """{prompt: "", chosen: a label-1 text, rejected: a label-0 text} rows from a binary text file: both
+    classes shuffled with a fixed seed and zipped (as many pairs as the smaller class has texts)."""
+    import datasets
+
+    arrow = table.with_format("arrow")
+    texts, labels = arrow["text"].to_pylist(), arrow["label"].to_pylist()
+    rng = random.Random(name)
+    pos = [t for t, y in zip(texts, labels) if y == 1]
+    neg = [t for t, y in zip(texts, labels) if y == 0]
+    rng.shuffle(pos)
+    rng.shuffle(neg)
+    n = min(len(pos), len(neg))
+    return datasets.Dataset.from_dict({"prompt": [""] * n, "chosen": pos[:n], "rejected": neg[:n]})
 
 
 def load_source(cfg, task: str = "classification") -> Source:

@@ -86,5 +86,16 @@ def test_shipped_datasets_exist_and_are_binary():
     for name, spec in DATASETS.items():
         path = data_dir() / spec.file
         assert path.exists(), f"{name}: {path} missing; run scripts/prepare_data.py"
-        texts, y, _ = load_examples(DataConfig(name=name))
-        assert len(texts) >= 400 and set(y.tolist()) == {0, 1}
+        texts, y, _ = load_examples(DataConfig(name=name), spec.task)
+        assert len(texts) >= 200 and set(y.tolist()) == {0, 1}
+        if spec.task == "preference":
+            assert all(len(t) == 2 and t[0] != t[1] for t in texts)
+
+
+def test_multiemo_pairs_pair_a_positive_with_a_negative_review():
+    texts, y, info = load_examples(DataConfig(name="multiemo_pairs"), "preference")
+    reviews, labels, _ = load_examples(DataConfig(name="multiemo"))
+    positive = {t for t, v in zip(reviews, labels) if v == 1}
+    assert len(texts) == min(labels.sum(), len(labels) - labels.sum())
+    for (a, b), v in list(zip(texts, y))[:500]:
+        assert (a in positive) == bool(v) and (b in positive) == (not v)

@@ -243,6 +243,9 @@ def markdown(results: dict, images: list[str]) -> str:
         f"Dataset: {results['data'].get('summary', '?')}. Test split: n = {results['n_test']}. {stats}",
         "",
     ]
+    if results.get("config", {}).get("task") == "preference":
+        lines += ["- Task: reward modelling on preference pairs (Bradley–Terry): accuracy is preference accuracy "
+                  "(the preferred response gets the higher reward), AUROC that of σ(r_A − r_B)."]
     lines += _data_lines(results.get("data", {}))
     if results.get("oracle_selection"):
         lines += ["**Oracle model selection.** Checkpoints were selected on ground-truth labels of a held-out "
