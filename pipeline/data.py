@@ -70,7 +70,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "social_iqa": DatasetSpec(
         "social_iqa.jsonl.gz",
         "BIG-bench social_iqa: a social situation and question, the correct answer vs a distractor (preference)",
-        task="preference", licence="Apache-2.0 (BIG-bench); Social IQa: CC BY 4.0",
+        task="preference", licence="Apache-2.0 (BIG-bench); Social IQa itself states none (data/README.md)",
     ),
 }
 

@@ -530,7 +530,7 @@ _ENTRIES = [
         revision="537a2ec8ec565adc0b70b70752893e59e024df26", splits={"train": "train", "test": "validation"},
         columns=("context", "question", "answerA", "answerB", "answerC", "label"), format=_social_i_qa,
         description="Social IQa situations, choices listed, one asked about (Burns binary); 1 = the right answer",
-        licence="CC BY 4.0",
+        licence="none stated by its authors (the hub card has no licence field)",
         citation="Sap et al. Social IQa: Commonsense Reasoning about Social Interactions. EMNLP 2019",
         source=f"{LM_EVAL} lm_eval/tasks/siqa/siqa.yaml reads lighteval/siqa (PR #3943: content-identical parquet "
                "copy, no revision); the original allenai/social_i_qa is script-based, so this pins commit 537a2ec8 "
