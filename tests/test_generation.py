@@ -1,0 +1,44 @@
+"""Generative-task leaves: answer checkers, and batched greedy decoding against one prompt at a time."""
+
+
+from pipeline.answers import check, gsm8k_answer, last_boxed, normalise
+
+
+def test_exact_match_normalises_case_space_and_surrounding_punctuation():
+    assert normalise("  The  Paris. ") == "the paris"
+    assert check("exact", ["Paris.", "paris", "Lyon", '"Paris"'], ["paris"] * 4) == [True, True, False, True]
+
+
+def test_numbers_and_gsm8k_final_answers():
+    ref = "Natalia sold 48/2 = 24 clips in May.\nShe sold 48+24 = 72 clips.\n#### 72"
+    assert gsm8k_answer(ref) == 72
+    assert check("gsm8k", ["so 24 + 48 = 72", "#### 72.0", "The answer is 1,072", "24 then #### 7"],
+                 [ref] * 4) == [True, True, False, False]
+    assert check("number", ["$1,234", "no number"], ["1234", "5"]) == [True, False]
+
+
+def test_boxed_reads_the_last_balanced_box():
+    assert last_boxed(r"first \boxed{1} then \boxed{\frac{1}{2}} done") == r"\frac{1}{2}"
+    assert check("boxed", [r"so \boxed{ \frac{1}{2} }", r"\boxed{3}"], [r"\boxed{\frac{1}{2}}", "4"]) == [True, False]
+
+
+def test_batched_greedy_matches_one_prompt_at_a_time_and_stops(tiny_models):
+    from accelerate import Accelerator
+
+    from pipeline import models
+    from pipeline.generate import cut_at_stop, generate
+
+    path = tiny_models["decoder"]
+    tok = models.load_tokenizer(path)
+    model = models.load_causal_lm(path)
+    prompts = ["Review: good", "Review: the food was very bad and", "a", "Review: nice staff and lovely room"]
+    acc = Accelerator(cpu=True)
+    batched = generate(model, tok, prompts, acc, max_new_tokens=6, batch_size=4)
+    single = [generate(model, tok, [p], acc, max_new_tokens=6, batch_size=1)[0] for p in prompts]
+    assert batched == single and all(isinstance(a, str) for a in batched)
+    assert any(batched)  # the random model does produce tokens
+    word = next(w for a in batched for w in a.split())
+    stopped = generate(model, tok, prompts, acc, max_new_tokens=6, batch_size=2, stop=[word])
+    assert all(word not in a for a in stopped)
+    assert [cut_at_stop(a, [word]) for a in batched] == stopped
+    assert cut_at_stop("12\nQuestion: x", ["\n", "Question:"]) == "12"
