@@ -1,6 +1,8 @@
 """Generative-task leaves: answer checkers, and batched greedy decoding against one prompt at a time."""
 
 
+import pytest
+
 from pipeline.answers import check, gsm8k_answer, last_boxed, normalise
 
 
@@ -42,3 +44,44 @@ def test_batched_greedy_matches_one_prompt_at_a_time_and_stops(tiny_models):
     assert all(word not in a for a in stopped)
     assert [cut_at_stop(a, [word]) for a in batched] == stopped
     assert cut_at_stop("12\nQuestion: x", ["\n", "Question:"]) == "12"
+
+
+def _decoder_tokenizer(tiny_models):
+    from pipeline import models
+
+    return models.load_tokenizer(tiny_models["decoder"])
+
+
+def test_sft_labels_cover_exactly_the_answer(tiny_models):
+    from pipeline.train.sft import IGNORE, encode
+
+    tok = _decoder_tokenizer(tiny_models)
+    ex = encode(tok, "Review: the food was", " very good", max_length=32)
+    answer = [t for t, y in zip(ex["input_ids"], ex["labels"]) if y != IGNORE]
+    assert tok.convert_ids_to_tokens(answer) == ["very", "good", "</s>"]
+    assert all(y in (IGNORE, t) for t, y in zip(ex["input_ids"], ex["labels"]))
+    cut = encode(tok, "Review: the food was the food was the food was", " very good", max_length=4)
+    assert len(cut["input_ids"]) == 4 and tok.convert_ids_to_tokens(cut["input_ids"])[-3:] == ["very", "good", "</s>"]
+
+
+CHAT = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant:{% endif %}")
+R1 = ("{% for m in messages %}{% if m['role'] == 'assistant' %}assistant:{{ m['content'].split('</think>')[-1] }}"
+      "{% else %}{{ m['role'] }}: {{ m['content'] }}\n{% endif %}{% endfor %}"
+      "{% if add_generation_prompt %}assistant:{% endif %}")
+
+
+def test_sft_with_a_chat_template_and_refusing_one_that_drops_reasoning(tiny_models):
+    from pipeline.errors import UserError
+    from pipeline.train.sft import IGNORE, encode, render
+
+    tok = _decoder_tokenizer(tiny_models)
+    tok.chat_template = CHAT
+    head, full = render(tok, "the food", " good", chat=True)
+    assert head == "user: the food\nassistant:" and full.startswith(head)
+    ex = encode(tok, "the food", " good", max_length=32, chat=True)
+    answer = [t for t, y in zip(ex["input_ids"], ex["labels"]) if y != IGNORE]
+    assert tok.convert_ids_to_tokens(answer) == ["good"]
+    tok.chat_template = R1
+    with pytest.raises(UserError, match="does not keep the assistant's answer intact"):
+        encode(tok, "the food", "very </think> good", max_length=32, chat=True)

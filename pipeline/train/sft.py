@@ -1,0 +1,52 @@
+"""Supervised fine-tuning examples for generative tasks: prompt + answer token ids whose labels cover
+exactly the answer (prompt tokens get -100, so the loss is on answer tokens only).
+
+With `chat=True` the tokenizer's chat template renders a user turn (the prompt) and an assistant turn
+(the answer), the same way generation renders the user turn with `add_generation_prompt`. The mask is
+set from character offsets: every token that starts at or after the end of the rendered prompt is
+trained on. A template that does not render the answer intact after the generation prompt is refused:
+R1-style templates strip everything before `</think>` from assistant turns, which would make reasoning
+silently vanish from the training targets.
+"""
+
+from pipeline.errors import UserError
+
+IGNORE = -100  # the label transformers' causal-LM loss skips
+
+
+def render(tokenizer, prompt: str, answer: str | None, chat: bool) -> tuple[str, str]:
+    """(text of the prompt as the model sees it before answering, full text with the answer)."""
+    if not chat:
+        return prompt, prompt if answer is None else prompt + answer + (tokenizer.eos_token or "")
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise UserError("chat: true, but the tokenizer has no chat template", "set chat: false for a base model")
+    head = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+    if answer is None:
+        return head, head
+    full = tokenizer.apply_chat_template([{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
+                                         tokenize=False)
+    if not full.startswith(head) or answer.strip() not in full[len(head):]:
+        raise UserError("the tokenizer's chat template does not keep the assistant's answer intact after the "
+                        "generation prompt (e.g. it strips reasoning before </think>): training targets would "
+                        "lose part of the answer",
+                        "use a template that renders the assistant turn verbatim, or set chat: false")
+    return head, full
+
+
+def encode(tokenizer, prompt: str, answer: str, max_length: int, chat: bool = False) -> dict:
+    """input_ids, attention_mask and labels (-100 outside the answer) of one training example; a long
+    prompt is cut from the left so the answer survives."""
+    head, full = render(tokenizer, prompt, answer, chat)
+    enc = tokenizer(full, add_special_tokens=not chat, return_offsets_mapping=True)
+    ids, offsets = enc["input_ids"], enc["offset_mapping"]
+    # special tokens the tokenizer adds (BOS) have offset (0, 0): they belong to the prompt
+    labels = [tok if start >= len(head) and end > start else IGNORE for tok, (start, end) in zip(ids, offsets)]
+    if not chat and tokenizer.eos_token_id is not None and ids and ids[-1] == tokenizer.eos_token_id:
+        labels[-1] = ids[-1]  # the end of the answer is part of the answer
+    if len(ids) > max_length:
+        ids, labels = ids[-max_length:], labels[-max_length:]
+    if all(x == IGNORE for x in labels):
+        raise UserError(f"max_length {max_length} leaves no answer token of a training example",
+                        "raise data.max_length")
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
