@@ -24,8 +24,8 @@ def render(tokenizer, prompt: str, answer: str | None, chat: bool) -> tuple[str,
                                          add_generation_prompt=True)
     if answer is None:
         return head, head
-    full = tokenizer.apply_chat_template([{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}],
-                                         tokenize=False)
+    turns = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+    full = tokenizer.apply_chat_template(turns, tokenize=False)
     if not full.startswith(head) or answer.strip() not in full[len(head):]:
         raise UserError("the tokenizer's chat template does not keep the assistant's answer intact after the "
                         "generation prompt (e.g. it strips reasoning before </think>): training targets would "
