@@ -4,6 +4,7 @@ hyper-parameters for both loops.
 
     python scripts/bench.py                      # MiniLM, 512 multiemo examples, max_length 64
     python scripts/bench.py --model mpnet --n 128
+    python scripts/bench.py --generation         # greedy decoding tokens/s, batched vs one at a time
 """
 
 import argparse
@@ -95,6 +96,33 @@ def bench_trainer(path, texts, labels, args) -> dict:
     return {"train_examples_per_s": len(texts) * args.epochs / train_s, "train_s": train_s}
 
 
+def bench_generation(args) -> dict:
+    """Greedy decoding tokens/s of a causal model, batched (`--gen-batch`) vs one prompt at a time, on
+    arithmetic questions; answers must agree (batched greedy = one at a time)."""
+    from accelerate import Accelerator
+
+    from pipeline import models
+    from pipeline.generate import generate, tokens_generated
+
+    path = models.resolve(args.gen_model)
+    tok, model = models.load_tokenizer(path), models.load_causal_lm(path)
+    rng = np.random.default_rng(0)
+    prompts = [f"Question: What is {a} plus {b}?\nAnswer:" for a, b in rng.integers(1, 1000, size=(args.gen_n, 2))]
+    acc = Accelerator(cpu=not torch.cuda.is_available())
+    kw = {"max_new_tokens": args.gen_tokens, "stop": ["\n"]}
+    generate(model, tok, prompts[:2], acc, batch_size=2, **kw)  # warm-up
+    start = time.perf_counter()
+    batched = generate(model, tok, prompts, acc, batch_size=args.gen_batch, **kw)
+    batched_s = time.perf_counter() - start
+    start = time.perf_counter()
+    single = [generate(model, tok, [q], acc, batch_size=1, **kw)[0] for q in prompts]
+    single_s = time.perf_counter() - start
+    n_tok = tokens_generated(tok, batched)
+    return {"model": args.gen_model, "prompts": len(prompts), "batch_size": args.gen_batch, "tokens": n_tok,
+            "batched_tokens_per_s": n_tok / batched_s, "single_tokens_per_s": tokens_generated(tok, single) / single_s,
+            "speedup": single_s / batched_s, "answers_agree": sum(a == b for a, b in zip(batched, single))}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="minilm", help="alias, folder or hub id")
@@ -105,8 +133,24 @@ def main() -> None:
     p.add_argument("--no-group", action="store_true",
                    help="random batches in our loop too (Trainer's tutorial set-up has no length grouping)")
     p.add_argument("--json", help="also write the numbers to this file")
+    p.add_argument("--generation", action="store_true",
+                   help="instead: greedy generation tokens/s, batched vs one prompt at a time")
+    p.add_argument("--gen-model", default="smollm2-135m")
+    p.add_argument("--gen-n", type=int, default=64, help="prompts (generation)")
+    p.add_argument("--gen-batch", type=int, default=32)
+    p.add_argument("--gen-tokens", type=int, default=12, help="max new tokens (generation)")
     args = p.parse_args()
     os.environ["W2S_NO_PROGRESS"] = "1"
+    if args.generation:
+        g = bench_generation(args)
+        print(f"generation {g['model']}, {g['prompts']} prompts, {g['tokens']} tokens: "
+              f"batched (batch {g['batch_size']}) {g['batched_tokens_per_s']:.1f} tok/s, "
+              f"one at a time {g['single_tokens_per_s']:.1f} tok/s, "
+              f"{g['speedup']:.1f}x; {g['answers_agree']}/{g['prompts']} answers identical")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(g, f, indent=2)
+        return
     from pipeline import models
 
     path = models.resolve(args.model)
