@@ -204,14 +204,43 @@ def _parse_where(text: str, key: str) -> tuple[str, bool, str]:
     return column.strip(), op == "=", value.strip()
 
 
+_TRUE, _FALSE = {"true", "yes"}, {"false", "no"}
+
+
+def same_value(value, written: str) -> bool:
+    """Whether a column's value is the one a user wrote as text: numbers compared as numbers (5 = 5.0),
+    booleans as true/false or yes/no (YAML reads an unquoted yes as true), anything else as text."""
+    if isinstance(value, bool):
+        return str(written).strip().lower() in (_TRUE if value else _FALSE)
+    text = str(written).strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(text) == float(value)
+        except ValueError:
+            return False
+    if isinstance(value, str) and text in ("True", "False"):  # a YAML boolean: `yes` / `no` labels
+        return value == text or value.lower() in (_TRUE if text == "True" else _FALSE)
+    return str(value) == text
+
+
+def check_where(text: str, key: str) -> None:
+    """The syntax of a where filter (no data needed: `w2s validate` checks it up front)."""
+    _parse_where(text, key)
+
+
 def _filter(table, where: str | None, key: str, negate: bool = False):
-    """Rows of `table` whose column equals (or, `!=`, differs from) the value, compared as text."""
+    """Rows of `table` whose column equals (or, `!=`, differs from) the value (`same_value`)."""
     if not where:
         return table
     column, equal, value = _parse_where(where, key)
     if column not in table.column_names:
         raise UserError(f"{key}: column {column!r} not in the data (columns: {', '.join(table.column_names)})")
-    keep = [(str(v) == value) == (equal != negate) for v in table.with_format("arrow")[column].to_pylist()]
+    values = table.with_format("arrow")[column].to_pylist()
+    keep = [same_value(v, value) == (equal != negate) for v in values]
+    if not negate and values and not any(keep):
+        shown = ", ".join(repr(v) for v in sorted({str(v) for v in values})[:8])
+        raise UserError(f"{key}: {where!r} matches none of the {len(values)} rows (values of {column!r}: {shown} ...)",
+                        "use one of the values above")
     return table.select(np.flatnonzero(keep))
 
 
@@ -239,7 +268,8 @@ def _columns_needed(cfg, task: str) -> list[tuple[str, str]]:
     return [("data.text_field", cfg.text_field), ("data.label_field", cfg.label_field)]
 
 
-def _template_fields(template: str, columns: list[str]) -> list[str]:
+def check_template(template: str) -> list[str]:
+    """The placeholders of a template, or a UserError for a malformed one (no data needed)."""
     try:
         names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as e:
@@ -247,7 +277,12 @@ def _template_fields(template: str, columns: list[str]) -> list[str]:
                         "write placeholders as {column}; a literal brace as {{ or }}") from None
     if not names:
         raise UserError(f"data.template {template!r} has no {{column}} placeholder",
-                        f"use some of the columns: {', '.join(columns)}")
+                        "write e.g. \"{passage}\\nQuestion: {question}?\"")
+    return names
+
+
+def _template_fields(template: str, columns: list[str]) -> list[str]:
+    names = check_template(template)
     bad = [n for n in names if n not in columns]
     if bad:
         raise UserError(f"data.template: placeholder {{{bad[0]}}} names no column (columns: {', '.join(columns)})",
@@ -314,8 +349,7 @@ def _label_map(values: list, positive: str | None, field_name: str, where: str) 
                         "pick a two-valued column with data.label_field, or filter/map your labels to two values")
     if positive is None:
         return {distinct[0]: 0, distinct[1]: 1}
-    match = [v for v in distinct if str(v) == str(positive) or (isinstance(v, bool) and str(v).lower() == str(
-        positive).lower())]
+    match = [v for v in distinct if same_value(v, positive)]
     if not match:
         raise UserError(f"data.positive_label {positive!r} is not one of the labels {distinct[0]!r}, {distinct[1]!r}")
     return {v: int(v == match[0]) for v in distinct}
@@ -380,15 +414,24 @@ def load_source(cfg, task: str = "classification") -> Source:
         info["pools"][pool] = {"rows": rows}
     if ood is not None:
         if ood_pool is None:
-            ood_cfg = replace(cfg, name=ood.name, path=ood.path, where=ood.where, test_ood=None)
-            tables = list(_pools(ood_cfg).values())
+            if ood.name is not None:  # a registry dataset: its own file layout and fields
+                ood_cfg = replace(type(cfg)(), name=ood.name, path=ood.path, where=ood.where, positive_label=None)
+            else:  # the user's file: read like the main data
+                ood_cfg = replace(cfg, name=None, path=ood.path, where=ood.where, test_ood=None)
+            try:
+                tables = list(_pools(ood_cfg).values())
+            except UserError as e:
+                raise UserError(f"data.test_ood: {e.message}", e.hint) from None
             info["test_ood_source"] = str(source_path(ood_cfg))
         else:
             ood_cfg, tables = cfg, ood_pool
             info["test_ood_source"] = f"rows of the data with {ood.where}"
         rows = 0
         for t in tables:
-            exs, n = _raw_examples(ood_cfg, task, "test_ood", t)
+            try:
+                exs, n = _raw_examples(ood_cfg, task, "test_ood", t)
+            except UserError as e:
+                raise UserError(f"data.test_ood: {e.message}", e.hint) from None
             examples += [("test_ood", e) for e in exs]
             rows += n
         info["pools"]["test_ood"] = {"rows": rows}
@@ -419,12 +462,14 @@ def load_source(cfg, task: str = "classification") -> Source:
     else:
         main = [y for (p, _), y in zip(usable, raw) if p != "test_ood"]
         mapping = _label_map(main, cfg.positive_label, cfg.label_field, info["path"])
-        unknown = sorted({repr(y) for y in raw if y not in mapping})
-        if unknown:
-            raise UserError(f"the shifted test set has label values {', '.join(unknown)} that the data does not "
-                            f"(labels: {', '.join(repr(k) for k in mapping)})",
-                            "data.test_ood must share the data's label space")
         info["class_1"] = f"{cfg.label_field} = {next(k for k, v in mapping.items() if v == 1)!r}"
+    if ood is not None and ood.name is not None and ood.name in SUITE and cfg.name not in SUITE:
+        mapping = {**mapping, **{k: k for k in (0, 1) if k not in mapping}}  # a formatter's labels are 0 / 1
+    unknown = sorted({repr(y) for y in raw if y not in mapping})
+    if unknown:
+        raise UserError(f"the shifted test set has label values {', '.join(unknown)} that the data does not "
+                        f"(labels: {', '.join(repr(k) for k in mapping)})",
+                        "data.test_ood must share the data's label space")
     info["label_map"] = {str(k): v for k, v in mapping.items()}
     y = np.array([mapping[v] for v in raw], dtype=np.int64)
     return Source([e["text"] for _, e in usable], y, pools_of, info)
@@ -478,9 +523,14 @@ def random_split(labels: np.ndarray, sizes: dict[str, int], seed: int) -> dict[s
     return out
 
 
-def _capped(labels: np.ndarray, sizes: dict[str, int], balance: bool) -> dict[str, int]:
+def _capped(labels: np.ndarray, sizes: dict[str, int], balance: bool, pool: str = "") -> dict[str, int]:
     """`sizes` scaled down (the same factor for each) until the pool can hold them: n_* as caps."""
     counts = np.bincount(labels, minlength=2)
+    if balance and counts.min() < 2:
+        only = int(counts.argmax())
+        raise UserError(f"the {pool} examples hold {counts[1 - only]} of class {1 - only} (and {counts[only]} of class "
+                        f"{only}): a class-balanced split of them is impossible",
+                        "check the where filters, or set data.balance: false to keep the natural class ratio")
     def fits(s):
         if not balance:
             return sum(s.values()) <= len(labels)
@@ -508,7 +558,7 @@ def draw_splits(source: Source, cfg, seed: int) -> dict[str, np.ndarray]:
     else:
         for pool, names in (("train", ("train_weak", "transfer")), ("test", ("test",))):
             where = np.flatnonzero(source.pools == pool)
-            want = _capped(source.labels[where], {k: sizes[k] for k in names}, cfg.balance)
+            want = _capped(source.labels[where], {k: sizes[k] for k in names}, cfg.balance, f"data's own {pool}")
             parts = split(source.labels[where], want, seed)
             out.update({k: where[v] for k, v in parts.items()})
     if cfg.test_ood is not None:
@@ -516,7 +566,7 @@ def draw_splits(source: Source, cfg, seed: int) -> dict[str, np.ndarray]:
         if len(where) < 2:
             raise UserError(f"data.test_ood has {len(where)} usable example(s)",
                             "check its name / path / where filter")
-        want = _capped(source.labels[where], {"test_ood": cfg.test_ood.n or cfg.n_test}, cfg.balance)
+        want = _capped(source.labels[where], {"test_ood": cfg.test_ood.n or cfg.n_test}, cfg.balance, "test_ood")
         out.update({k: where[v] for k, v in split(source.labels[where], want, seed + 1).items()})
     return out
 
@@ -536,7 +586,8 @@ def fingerprint(texts: list, labels) -> str:
 
 def _path_identity(path: Path) -> list:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    return [str(path.resolve())] + [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in files]
+    return [str(path.resolve())] + [[str(p.relative_to(path)) if p != path else p.name, p.stat().st_size,
+                                     int(p.stat().st_mtime)] for p in files]
 
 
 def file_fingerprint(cfg) -> str:
@@ -545,9 +596,6 @@ def file_fingerprint(cfg) -> str:
     ood = cfg.test_ood
     if ood is not None and (ood.name or ood.path):
         parts.append(_path_identity(source_path(replace(cfg, name=ood.name, path=ood.path, test_ood=None))))
-    if len(parts) == 1 and source_path(cfg).is_file():  # the form keys had before folders: same key, no rerun
-        path = source_path(cfg)
-        return json.dumps([str(path.resolve()), path.stat().st_size, int(path.stat().st_mtime)])
     return json.dumps(parts)
 
 

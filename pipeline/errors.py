@@ -5,5 +5,5 @@ class UserError(Exception):
     """A problem the user can fix (bad recipe, missing file, wrong column); never a bug."""
 
     def __init__(self, message: str, hint: str | None = None):
-        self.hint = hint
+        self.message, self.hint = message, hint
         super().__init__(message if hint is None else f"{message}\n  how to fix: {hint}")

@@ -79,7 +79,8 @@ def _convert(tp, value, path: str, errors: list[str]):
     if ok is None:
         raise TypeError(f"unsupported config type {tp} at {path}")  # a schema bug, not a user error
     if not ok:
-        errors.append(f"{path}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+        quote = " (quote it: YAML reads {a} as a mapping)" if tp is str and isinstance(value, dict) else ""
+        errors.append(f"{path}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__}){quote}")
         return value
     return float(value) if tp is float else value
 
@@ -250,10 +251,24 @@ def validate_values(r: Recipe, given: set[str] = frozenset()) -> list[str]:
             errors.append("data.test_ood: set one of name or path")
         if ood.name is not None and not data.known(ood.name):
             errors.append(f"data.test_ood.name: unknown dataset {ood.name!r} (`w2s data list`)")
+        elif ood.name is not None and r.task in tasks.TASKS and data.task_of(ood.name) != r.task:
+            errors.append(f"data.test_ood.name: {ood.name!r} is a {data.task_of(ood.name)} dataset; the shifted "
+                          f"test set of a {r.task} recipe must be a {r.task} dataset")
         if ood.name is None and ood.path is None and not ood.where:
             errors.append("data.test_ood: needs a name, a path or a `where` filter (e.g. where: domain=books)")
         if ood.n is not None and ood.n < 2:
             errors.append(f"data.test_ood.n: must be at least 2, got {ood.n}")
+    for key, text in (("data.where", d.where), ("data.test_ood.where", ood.where if ood else None)):
+        if isinstance(text, str):
+            try:
+                data.check_where(text, key)
+            except UserError as e:
+                errors.append(e.message + f" (e.g. {key}=domain=books)")
+    if isinstance(d.template, str):
+        try:
+            data.check_template(d.template)
+        except UserError as e:
+            errors.append(e.message)
     if d.template is not None and r.task == "preference":
         errors.append("data.template: builds classification inputs; a preference task reads data.prompt_field, "
                       "chosen_field and rejected_field")

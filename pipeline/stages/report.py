@@ -208,17 +208,19 @@ def _shifted_section(results: dict) -> list[str]:
              "Every model scored on the shifted test set; PGR there uses the weak model's and the ceiling's "
              "accuracy on it.", "",
              "| model | accuracy (%) | AUROC (%) | PGR (accuracy) | PGR (AUROC) |", "|---|---|---|---|---|"]
-    names = {"weak": f"weak ({results['weak'].get('model')})",
-             "ceiling": f"strong ceiling ({results['ceiling'].get('model')})"}
-    order = ["weak", *results["methods"], "ceiling"]
-    for key in order:
+    seeds = results.get("seeds") or [0]
+    order = ["weak", *results["methods"], "ceiling"]  # the order of _rows, whose names the main table uses
+    for key, (name, r) in zip(order, _rows(results)):
         m = ood["models"].get(key)
         if m is None:
             continue
+        few = r.get("seeds")
+        if few is not None and len(seeds) > 1 and len(few) < len(seeds):
+            name += f" (seed{'s' if len(few) > 1 else ''} {', '.join(map(str, few))} only)"
         pgr = ood["pgr"].get(key)
         pa = _fmt(pgr["accuracy"], pct=False) if pgr else "—"
         pu = _fmt(pgr["auroc"], pct=False) if pgr else "—"
-        lines.append(f"| {names.get(key, 'transfer: ' + key)} | {_fmt(m['accuracy'])} | {_fmt(m['auroc'])} | "
+        lines.append(f"| {name} | {_fmt(m['accuracy'])} | {_fmt(m['auroc'])} | "
                      f"{pa} | {pu} |")
     return lines
 

@@ -190,3 +190,36 @@ def test_prepare_without_a_hub_is_a_user_error_and_writes_nothing(tmp_path, monk
     with pytest.raises(UserError, match="is not prepared"):
         monkeypatch.setenv("W2S_DATASETS_DIR", str(tmp_path / "empty"))
         load_source(DataConfig(name="sciq"))
+
+
+def test_values_match_as_users_write_them(tmp_path):
+    from pipeline.data import same_value
+
+    assert same_value(True, "yes") and same_value(False, "False") and not same_value(True, "no")
+    assert same_value(1.0, "1") and same_value(5, "5.0") and not same_value(5, "five")
+    assert same_value("yes", "True") and same_value("no", "False")  # YAML read an unquoted yes as true
+    rows = [{"text": f"t{i}", "label": ["no", "yes"][i % 2], "ok": bool(i % 3)} for i in range(12)]
+    p = _jsonl(tmp_path / "d.jsonl", rows)
+    assert load_source(DataConfig(path=str(p), positive_label="True")).info["class_1"] == "label = 'yes'"
+    assert len(load_source(DataConfig(path=str(p), where="ok=true"))) == 8
+    with pytest.raises(UserError, match="'ok=maybe' matches none of the 12 rows"):
+        load_source(DataConfig(path=str(p), where="ok=maybe"))
+
+
+def test_a_single_class_pool_under_balance_says_so(tmp_path):
+    rows = [{"text": f"t{i}", "label": i % 2, "domain": "b" if i % 4 == 1 else "a"} for i in range(200)]
+    p = _jsonl(tmp_path / "d.jsonl", rows)  # domain b holds only class 1
+    cfg = DataConfig(path=str(p), n_train_weak=20, n_transfer=20, n_test=20, test_ood=ShiftConfig(where="domain=b"))
+    with pytest.raises(UserError, match="(?s)test_ood examples hold 0 of class 0.*balance: false"):
+        draw_splits(load_source(cfg), cfg, 0)
+
+
+def test_a_registry_shifted_test_set_is_read_with_its_own_fields(tmp_path):
+    rows = [{"review": f"r{i}", "label": i % 2} for i in range(40)]
+    p = _jsonl(tmp_path / "d.jsonl", rows)
+    src = load_source(DataConfig(path=str(p), text_field="review", test_ood=ShiftConfig(name="multiemo", n=20)))
+    assert (src.pools == "test_ood").sum() > 1000
+    bad = _jsonl(tmp_path / "b.jsonl", [{"text": f"b{i}", "label": ["neg", "pos"][i % 2]} for i in range(20)])
+    folder = write_local_copy("boolq", tmp_path / "bq", "parquet", n=20)
+    with pytest.raises(UserError, match="label values 'neg', 'pos'"):
+        load_source(DataConfig(name="boolq", path=str(folder), test_ood=ShiftConfig(path=str(bad))))
