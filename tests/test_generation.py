@@ -85,3 +85,25 @@ def test_sft_with_a_chat_template_and_refusing_one_that_drops_reasoning(tiny_mod
     tok.chat_template = R1
     with pytest.raises(UserError, match="does not keep the assistant's answer intact"):
         encode(tok, "the food", "very </think> good", max_length=32, chat=True)
+
+
+def test_sft_teaches_a_tiny_model_its_answers_and_generation_reproduces_them(tiny_models):
+    from accelerate import Accelerator
+
+    from pipeline import models
+    from pipeline.config.schema import TrainConfig
+    from pipeline.generate import generate
+    from pipeline.train.sft import finetune_lm
+
+    path = tiny_models["decoder"]
+    tok = models.load_tokenizer(path)
+    model = models.load_causal_lm(path)
+    prompts = ["Review: good food Sentiment:", "Review: bad room Sentiment:"] * 8
+    answers = [" great", " awful"] * 8
+    acc = Accelerator(cpu=True)
+    before = generate(model, tok, prompts[:2], acc, max_new_tokens=1)
+    cfg = TrainConfig(epochs=30, lr=3e-3, batch_size=4, warmup_ratio=0.0, schedule="constant", group_by_length=False)
+    out = finetune_lm(model, tok, prompts, answers, cfg, 16, acc, seed=0)
+    after = generate(out["model"], tok, prompts[:2], acc, max_new_tokens=1)
+    assert after == ["great", "awful"] and before != after
+    assert out["final_loss"] < 0.1 and out["steps"] == 120

@@ -114,7 +114,32 @@ def finetune(model, tokenizer, texts: list, targets: np.ndarray, cfg, max_length
         out["targets"] = torch.tensor(np.stack([b["targets"] for b in batch]), dtype=torch.float32)
         return out
 
-    sampler = LengthGroupedBatches([length(x) for x in enc], cfg.batch_size, seed, cfg.group_by_length)
+    loss_fn = make_loss(loss)
+
+    def batch_loss(model, batch, progress, precision):
+        targets = batch.pop("targets")
+        with precision():
+            logits = model(**batch).logits
+            if pairs:
+                logits = pair_logits(logits)
+        return loss_fn(logits, targets, progress)
+
+    validate = None
+    if val is not None:
+        def validate(model, desc):
+            return predict_proba(model, tokenizer, val[0], max_length, cfg.eval_batch_size, accelerator, desc=desc,
+                                 during_training=True)
+    return train_loop(model, items, [length(x) for x in enc], collate, batch_loss, cfg, accelerator, seed, desc,
+                      None if val is None else (val[1], validate))
+
+
+def train_loop(model, items: list, lengths: list[int], collate, batch_loss, cfg, accelerator, seed: int,
+               desc: str = "train", val=None) -> dict:
+    """The optimisation loop every fine-tuning shares: length-grouped batches of `items` (collated by
+    `collate`), AdamW over the prepared model, warm-up + schedule, accumulation, clipping, and early
+    stopping when `val` = (validation targets, validate(model, desc) -> P(class)) is given.
+    `batch_loss(model, batch, progress in [0, 1), precision)` returns the loss of one batch."""
+    sampler = LengthGroupedBatches(lengths, cfg.batch_size, seed, cfg.group_by_length)
     loader = torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=collate)
     upcast_trainable(model, accelerator)
     accelerator.gradient_accumulation_steps = cfg.grad_accum
@@ -124,8 +149,7 @@ def finetune(model, tokenizer, texts: list, targets: np.ndarray, cfg, max_length
     scheduler = get_scheduler(cfg.schedule if cfg.schedule != "constant" else "constant_with_warmup", optimizer,
                               num_warmup_steps=int(cfg.warmup_ratio * total_steps), num_training_steps=total_steps)
     scheduler = accelerator.prepare(scheduler)
-    loss_fn = make_loss(loss)
-    keeper = BestCheckpoint(cfg.early_stopping, val[1]) if val is not None else None
+    keeper = BestCheckpoint(cfg.early_stopping, val[0]) if val is not None else None
     eval_every = max(1, steps_per_epoch // cfg.early_stopping.evals_per_epoch) if keeper else None
     trainable = lambda: [(n, p) for n, p in accelerator.unwrap_model(model).named_parameters()  # noqa: E731
                          if p.requires_grad]
@@ -138,12 +162,7 @@ def finetune(model, tokenizer, texts: list, targets: np.ndarray, cfg, max_length
     while step < total_steps:
         for batch in loader:
             with accelerator.accumulate(model):
-                targets = batch.pop("targets")
-                with precision():
-                    logits = model(**batch).logits
-                    if pairs:
-                        logits = pair_logits(logits)
-                value = loss_fn(logits, targets, step / total_steps)
+                value = batch_loss(model, batch, step / total_steps, precision)
                 accelerator.backward(value)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -158,8 +177,7 @@ def finetune(model, tokenizer, texts: list, targets: np.ndarray, cfg, max_length
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
                 accelerator.log({f"{desc}/loss": losses[-1], f"{desc}/lr": scheduler.get_last_lr()[0]}, step=step)
                 if keeper and (step % eval_every == 0 or step >= total_steps):
-                    probs = predict_proba(model, tokenizer, val[0], max_length, cfg.eval_batch_size, accelerator,
-                                          desc=f"{desc} (validation)", during_training=True)
+                    probs = val[1](model, f"{desc} (validation)")
                     stopped = keeper.update(step, probs, trainable()) and step < total_steps
                     model.train()
                 if step >= total_steps or stopped:

@@ -50,3 +50,30 @@ def encode(tokenizer, prompt: str, answer: str, max_length: int, chat: bool = Fa
         raise UserError(f"max_length {max_length} leaves no answer token of a training example",
                         "raise data.max_length")
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels}
+
+
+def finetune_lm(model, tokenizer, prompts: list[str], answers: list[str], cfg, max_length: int, accelerator,
+                seed: int, chat: bool = False, desc: str = "sft") -> dict:
+    """Supervised fine-tuning of a causal LM on (prompt, answer) pairs, the loss on answer tokens only
+    (transformers' shifted cross-entropy skips the -100 labels); the shared loop of `train_loop`."""
+    from pipeline.train.loop import train_loop
+
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    items = [encode(tokenizer, p, a, max_length, chat) for p, a in zip(prompts, answers)]
+    pad_id = tokenizer.pad_token_id
+
+    def collate(batch):
+        import torch
+
+        width = max(len(b["input_ids"]) for b in batch)
+        right = lambda key, fill: torch.tensor([b[key] + [fill] * (width - len(b[key])) for b in batch])  # noqa: E731
+        return {"input_ids": right("input_ids", pad_id), "attention_mask": right("attention_mask", 0),
+                "labels": right("labels", IGNORE)}
+
+    def batch_loss(model, batch, progress, precision):
+        with precision():
+            return model(**batch).loss
+
+    return train_loop(model, items, [len(x["input_ids"]) for x in items], collate, batch_loss, cfg, accelerator,
+                      seed, desc)
