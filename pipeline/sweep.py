@@ -140,6 +140,12 @@ def collect(root: Path, recipe, pairs: list[dict], runner, wall: float) -> dict:
             "methods": {k: {"accuracy": v["accuracy"], "auroc": v["auroc"], "pgr": v["pgr"]}
                         for k, v in res["methods"].items()},
         })
+        if "test_ood" in res:  # the shifted test set: every model's accuracy there, and PGR there
+            ood = res["test_ood"]
+            scored = ood["models"]
+            rows[-1]["test_ood"] = {
+                "weak_accuracy": scored["weak"]["accuracy"], "ceiling_accuracy": scored["ceiling"]["accuracy"],
+                "methods": {k: {"accuracy": scored[k]["accuracy"], "pgr": ood["pgr"][k]} for k in res["methods"]}}
     results = {"name": recipe.name, "sweep": True, "pairs": rows, "methods": [m.key for m in recipe.methods],
                "seeds": recipe.seed_list, "stages_executed": len(runner.executed), "wall_time_s": round(wall, 1),
                "stages": runner.timings, "config": to_dict(recipe)}
@@ -202,6 +208,16 @@ def plot(results: dict, root: Path) -> str:
     return save(fig, root, "sweep_size.png")
 
 
+def _pair_rows(pairs: list[dict], methods: list[str]) -> list[str]:
+    out = []
+    for r in pairs:
+        cells = [f"{_pct(r['methods'][m]['accuracy'])} | {_pgr(r['methods'][m]['pgr']['accuracy'])}" for m in methods]
+        out.append(f"| {r['weak']} ({r['weak_params'] / 1e6:.0f}M) | {r['strong']} "
+                   f"({r['strong_params'] / 1e6:.0f}M) | {_pct(r['weak_accuracy'])} | {_pct(r['ceiling_accuracy'])} | "
+                   + " | ".join(cells) + " |")
+    return out
+
+
 def render(results: dict, root: Path) -> None:
     image = plot(results, root)
     seeds = results["seeds"]
@@ -212,11 +228,12 @@ def render(results: dict, root: Path) -> None:
              "shared between pairs).", "",
              "| weak | strong | weak acc | ceiling acc | " + " | ".join(f"{m} acc | {m} PGR" for m in results["methods"])
              + " |", "|---|---|---|---|" + "---|---|" * len(results["methods"])]
-    for r in results["pairs"]:
-        cells = [f"{_pct(r['methods'][m]['accuracy'])} | {_pgr(r['methods'][m]['pgr']['accuracy'])}"
-                 for m in results["methods"]]
-        lines.append(f"| {r['weak']} ({r['weak_params'] / 1e6:.0f}M) | {r['strong']} ({r['strong_params'] / 1e6:.0f}M) "
-                     f"| {_pct(r['weak_accuracy'])} | {_pct(r['ceiling_accuracy'])} | " + " | ".join(cells) + " |")
+    header = lines[-2:]
+    lines += _pair_rows(results["pairs"], results["methods"])
+    shifted = [{**r, **r["test_ood"]} for r in results["pairs"] if "test_ood" in r]
+    if shifted:
+        lines += ["", "Shifted test set (`data.test_ood`), every model scored there; PGR there:", "", *header]
+        lines += _pair_rows(shifted, results["methods"])
     lines += ["", f"![size plot]({image})", "", "Per pair: `pairs/<weak>_to_<strong>/report.md`."]
     if "theory" in results:
         lines += ["", markdown_section(results["theory"], rel_dir="theory")]

@@ -232,3 +232,24 @@ sweep:
     assert [(m.model, m.mode, m.train.epochs) for m in r.sweep.weak] == [("minilm", "full", 3), ("mpnet", "head", 3)]
     assert r.sweep.strong[0].mode == "head" and r.sweep.enabled
     assert yaml.safe_load(path.read_text())["sweep"]["weak"][0] == "minilm"
+
+
+def test_a_sweep_with_a_shifted_test_set_reports_it_per_pair(tmp_path, tiny_models, tiny_data):
+    from pipeline.config.loading import load_recipe
+    from pipeline.runner import Runner
+    from pipeline.sweep import run_sweep
+
+    enc, dec = tiny_models["encoder"], tiny_models["decoder"]
+    shifted = f"max_length: 16, test_ood: {{path: {tiny_data}, n: 30}}}}"
+    body = _common(tmp_path, tiny_data, "shift").replace("max_length: 16}", shifted) + f"""
+weak: {{mode: head, head: {{cv_folds: 2, l2_grid: [1.0]}}}}
+strong: {{mode: head, head: {{cv_folds: 2, l2_grid: [1.0]}}}}
+sweep: {{weak: [{enc}], strong: [{enc}, {dec}], pairs: all}}
+methods: [naive]
+"""
+    run_sweep(Runner(load_recipe(_recipe(tmp_path, body)), progress=False, log=lambda *a, **k: None))
+    root = tmp_path / "runs" / "shift"
+    res = json.loads((root / "results.json").read_text())
+    assert len(res["pairs"]) == 2 and all("naive" in r["test_ood"]["methods"] for r in res["pairs"])
+    report = (root / "report.md").read_text()
+    assert "Shifted test set" in report and report.count(f"| {enc} (") == 4  # 2 pairs, 2 tables
