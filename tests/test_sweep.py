@@ -252,4 +252,4 @@ methods: [naive]
     res = json.loads((root / "results.json").read_text())
     assert len(res["pairs"]) == 2 and all("naive" in r["test_ood"]["methods"] for r in res["pairs"])
     report = (root / "report.md").read_text()
-    assert "Shifted test set" in report and report.count(f"| {enc} (") == 4  # 2 pairs, 2 tables
+    assert "Shifted test set" in report and report.count(f"| {enc} (") == 6  # 3 cells per table, 2 tables
