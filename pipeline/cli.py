@@ -219,13 +219,16 @@ def _cmd_data(a) -> int:
     from pipeline.suite import SUITE
 
     if a.action == "list":
-        print(f"{'name':20s} {'task':14s} {'where':24s} description")
+        def short(licence: str) -> str:
+            return licence if len(licence) <= 26 else licence[:25] + "…"
+
+        print(f"{'name':20s} {'task':14s} {'where':24s} {'licence':26s} description")
         for name, spec in data.DATASETS.items():
             where = "shipped" if (data.data_dir() / spec.file).exists() else "shipped, file missing"
-            print(f"{name:20s} {spec.task:14s} {where:24s} {spec.description}")
+            print(f"{name:20s} {spec.task:14s} {where:24s} {short(spec.licence):26s} {spec.description}")
         for name, e in SUITE.items():
             where = "prepared" if (data.suite_dir() / name).exists() else "hub (w2s data prepare)"
-            print(f"{name:20s} {e.task:14s} {where:24s} {e.description}")
+            print(f"{name:20s} {e.task:14s} {where:24s} {short(e.licence):26s} {e.description}")
         print(f"\nhub datasets are cached in {data.suite_dir()}; `w2s data show NAME` for hub id, revision, licence, "
               "citation; with no hub, `data: {name: NAME, path: DIR}` reads your local copy")
         return 0
@@ -361,6 +364,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("w2s: interrupted; finished stages are kept and will be reused", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `w2s data list | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush does not fail again
+        return 0
 
 
 def _report(a) -> int:
