@@ -147,10 +147,7 @@ def main() -> None:
               f"batched (batch {g['batch_size']}) {g['batched_tokens_per_s']:.1f} tok/s, "
               f"one at a time {g['single_tokens_per_s']:.1f} tok/s, "
               f"{g['speedup']:.1f}x; {g['answers_agree']}/{g['prompts']} answers identical")
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(g, f, indent=2)
-        return
+        return _save(args.json, g)
     from pipeline import models
 
     path = models.resolve(args.model)
@@ -172,9 +169,14 @@ def main() -> None:
           f"{ours['flops_per_s'] / 1e9:.1f} GFLOP/s; torch.mm fp32 peak {peak / 1e9:.1f} GFLOP/s -> "
           f"{result['mfu_vs_mm_peak']:.1%} of peak (counting all {ours['params'] / 1e6:.1f}M params: "
           f"{ours['flops_per_s_all_params'] / peak:.1%})")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
+    _save(args.json, result)
+
+
+def _save(path: str | None, numbers: dict) -> None:
+    """`--json`: the numbers printed, to a file."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(numbers, f, indent=2)
 
 
 if __name__ == "__main__":
