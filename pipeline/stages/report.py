@@ -119,7 +119,8 @@ def plot(results: dict, run_dir: Path) -> list[str]:
     seeds = results.get("seeds") or [0]
     colors = ["#888888"] + ["#3b75af"] * (len(rows) - 2) + ["#2ca02c"]
     fig, axes = plt.subplots(2, 1, figsize=(2.5 + 1.25 * len(rows), 8))
-    for ax, kind, title in zip(axes, ("accuracy", "auroc"), ("test accuracy", "test AUROC")):
+    what = "preference accuracy" if results.get("config", {}).get("task") == "preference" else "accuracy"
+    for ax, kind, title in zip(axes, ("accuracy", "auroc"), (f"test {what}", "test AUROC")):
         vals = [r[kind]["value"] * 100 for _, r in rows]
         err = [[(r[kind]["value"] - r[kind]["ci95"][0]) * 100 for _, r in rows],
                [(r[kind]["ci95"][1] - r[kind]["value"]) * 100 for _, r in rows]]
