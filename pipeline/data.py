@@ -235,13 +235,21 @@ def _filter(table, where: str | None, key: str, negate: bool = False):
     column, equal, value = _parse_where(where, key)
     if column not in table.column_names:
         raise UserError(f"{key}: column {column!r} not in the data (columns: {', '.join(table.column_names)})")
-    values = table.with_format("arrow")[column].to_pylist()
-    keep = [same_value(v, value) == (equal != negate) for v in values]
-    if not negate and values and not any(keep):
-        shown = ", ".join(repr(v) for v in sorted({str(v) for v in values})[:8])
-        raise UserError(f"{key}: {where!r} matches none of the {len(values)} rows (values of {column!r}: {shown} ...)",
-                        "use one of the values above")
+    keep = [same_value(v, value) == (equal != negate) for v in table.with_format("arrow")[column].to_pylist()]
     return table.select(np.flatnonzero(keep))
+
+
+def _filter_pools(pools: dict, where: str | None, key: str, negate: bool = False) -> dict:
+    """`_filter` on every pool; a filter that keeps no row of any pool is a user error naming the values."""
+    out = {k: _filter(v, where, key, negate) for k, v in pools.items()}
+    if where and not negate and not any(t.num_rows for t in out.values()):
+        column = _parse_where(where, key)[0]
+        values = sorted({str(v) for t in pools.values() for v in t.with_format("arrow")[column].to_pylist()})
+        rows = sum(t.num_rows for t in pools.values())
+        raise UserError(f"{key}: {where!r} matches none of the {rows} rows (values of {column!r}: "
+                        f"{', '.join(map(repr, values[:8]))}{' ...' if len(values) > 8 else ''})",
+                        "use one of the values above")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- examples
@@ -355,8 +363,8 @@ def _label_map(values: list, positive: str | None, field_name: str, where: str) 
     return {v: int(v == match[0]) for v in distinct}
 
 
-def _pools(cfg) -> tuple[dict, str]:
-    """{pool: table} of a data config (its where filter applied) and whether its splits are native."""
+def _pools(cfg) -> dict:
+    """{pool: table} of a data config, its where filter applied: `all`, or the native `train` and `test`."""
     splits = read_splits(source_path(cfg))
     if cfg.name in SUITE:
         entry = SUITE[cfg.name]
@@ -376,7 +384,7 @@ def _pools(cfg) -> tuple[dict, str]:
                             "(or `validation`) as the held-out split, or one split it divides itself",
                             "name the splits train and test, or point data.path at one of them")
         pools = {"train": splits["train"], "test": splits[test]}
-    return {k: _filter(v, cfg.where, "data.where") for k, v in pools.items()}
+    return _filter_pools(pools, cfg.where, "data.where")
 
 
 def _label_pairs(table, name: str):
@@ -404,9 +412,8 @@ def load_source(cfg, task: str = "classification") -> Source:
         if not ood.where:
             raise UserError("data.test_ood needs a name, a path or a `where` filter",
                             "e.g. data.test_ood.where=domain=books (those rows become the shifted test set)")
-        base = {k: _filter(v, ood.where, "data.test_ood.where") for k, v in pools.items()}
-        ood_pool = list(base.values())
-        pools = {k: _filter(v, ood.where, "data.test_ood.where", negate=True) for k, v in pools.items()}
+        ood_pool = list(_filter_pools(pools, ood.where, "data.test_ood.where").values())
+        pools = _filter_pools(pools, ood.where, "data.test_ood.where", negate=True)
     examples, info = [], {"path": str(source_path(cfg)), "native_splits": "test" in pools, "pools": {}}
     for pool, table in pools.items():
         exs, rows = _raw_examples(cfg, task, pool, table)
