@@ -90,16 +90,19 @@ def read_probs(path: Path) -> np.ndarray:
     return np.stack([1 - p, p], axis=1)
 
 
+def text_columns(texts) -> dict:
+    """A split's inputs as dataset columns: `text`, and for preference pairs (A, B) also `text_b`."""
+    texts = list(texts)
+    if texts and not isinstance(texts[0], str):
+        return {"text": [a for a, _ in texts], "text_b": [b for _, b in texts]}
+    return {"text": texts}
+
+
 def save_labels(target: Path, ids, texts, gold, targets: np.ndarray) -> None:
     """Training labels of a split as a `datasets` folder: id, text, gt_label, soft_label, hard_label."""
     import datasets
 
-    texts = list(texts)
-    columns = {"id": list(ids)}
-    if texts and not isinstance(texts[0], str):  # preference pairs
-        columns.update(text=[a for a, _ in texts], text_b=[b for _, b in texts])
-    else:
-        columns["text"] = texts
+    columns = {"id": list(ids), **text_columns(texts)}
     columns.update({"gt_label": [int(y) for y in gold],
                     "soft_label": targets[:, 1].astype(float).tolist(), "hard_label": targets.argmax(1).tolist()})
     atomic_write(target, lambda p: datasets.Dataset.from_dict(columns).save_to_disk(str(p)))

@@ -47,12 +47,7 @@ def save_split(target, ids, texts: list, labels) -> None:
     """One split as a `datasets` folder: id, text, label; a preference pair's second text as `text_b`."""
     import datasets
 
-    columns = {"id": [int(i) for i in ids]}
-    if texts and not isinstance(texts[0], str):
-        columns.update(text=[a for a, _ in texts], text_b=[b for _, b in texts])
-    else:
-        columns["text"] = list(texts)
-    columns["label"] = [int(y) for y in labels]
+    columns = {"id": [int(i) for i in ids], **rundir.text_columns(texts), "label": [int(y) for y in labels]}
     datasets.Dataset.from_dict(columns).save_to_disk(str(target))
 
 
