@@ -309,7 +309,9 @@ def _cmd_compare(a) -> int:
     def cell(entry, kind):
         if entry is None:
             return "—"
-        e = entry["pgr"]["accuracy"] if kind == "pgr" else entry[kind]
+        e = entry["pgr"]["accuracy"] if kind == "pgr" else entry.get(kind)
+        if e is None:  # a generation run has no AUROC
+            return "—"
         return "undefined" if e["value"] is None else f"{e['value'] * (1 if kind == 'pgr' else 100):.2f}"
 
     lr, rr = rows(left), rows(right)

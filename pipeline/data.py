@@ -39,6 +39,7 @@ class DatasetSpec:
     # a preference set built from a binary file: each label-1 text paired with a label-0 text (shuffled
     # with a fixed seed), the label-1 text being the preferred response; no prompt
     pairs_from_labels: bool = False
+    checker: str | None = None  # generation: the answer checker (`pipeline.answers.CHECKERS`)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -72,6 +73,11 @@ DATASETS: dict[str, DatasetSpec] = {
         "BIG-bench social_iqa: a social situation and question, the correct answer vs a distractor (preference)",
         task="preference", licence="Apache-2.0 (BIG-bench); Social IQa itself states none (data/README.md)",
     ),
+    "arithmetic": DatasetSpec(
+        "arithmetic.jsonl.gz",
+        "BIG-bench arithmetic: 1- to 5-digit addition, subtraction, multiplication, division; the answer is a "
+        "number (generation, exact match)", task="generation", checker="exact", licence="Apache-2.0 (BIG-bench)",
+    ),
 }
 
 
@@ -82,6 +88,12 @@ def known(name: str) -> bool:
 def task_of(name: str) -> str:
     """The task kind a registry dataset is for."""
     return DATASETS[name].task if name in DATASETS else SUITE[name].task
+
+
+def checker_of(name: str | None) -> str | None:
+    """A generative registry dataset's answer checker (None: a user's file or not generative)."""
+    spec = DATASETS.get(name) or SUITE.get(name) if name else None
+    return getattr(spec, "checker", None)
 
 
 def dataset_prompt(name: str | None) -> tuple[str | None, list[str] | None]:
@@ -268,6 +280,9 @@ class Source:
 
 
 def _columns_needed(cfg, task: str) -> list[tuple[str, str]]:
+    if task == "generation":
+        return [("data.answer_field", cfg.answer_field)] + (
+            [] if cfg.template is not None else [("data.prompt_field", cfg.prompt_field)])
     if task == "preference":
         return [("data.prompt_field", cfg.prompt_field), ("data.chosen_field", cfg.chosen_field),
                 ("data.rejected_field", cfg.rejected_field)]
@@ -329,12 +344,27 @@ def _raw_examples(cfg, task: str, pool: str, table) -> tuple[list[dict], int]:
         texts = [None if any(cols[n][i] is None for n in cols) else cfg.template.format(**{n: cols[n][i] for n in cols})
                  for i in range(rows)]
     else:
-        texts = arrow[cfg.text_field].to_pylist()
-    labels = arrow[cfg.label_field].to_pylist()
+        texts = arrow[cfg.prompt_field if task == "generation" else cfg.text_field].to_pylist()
+    if task == "generation":  # a reference answer is text; a number column's values become their digits
+        labels = [None if a is None else a if isinstance(a, str) else _answer_text(a)
+                  for a in arrow[cfg.answer_field].to_pylist()]
+    else:
+        labels = arrow[cfg.label_field].to_pylist()
     return [{"text": t, "label": y, "row": i} for i, (t, y) in enumerate(zip(texts, labels))], rows
 
 
+def _answer_text(value) -> str:
+    """A non-text reference answer as text: 12.0 -> "12", True -> "true"."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _usable(ex: dict, task: str) -> bool:
+    if task == "generation":
+        return all(isinstance(ex[k], str) and ex[k].strip() for k in ("text", "label"))
     if task == "preference":
         return (all(isinstance(ex[k], str) and ex[k].strip() for k in ("chosen", "rejected"))
                 and isinstance(ex["prompt"], str) and ex["chosen"] != ex["rejected"])
@@ -449,10 +479,17 @@ def load_source(cfg, task: str = "classification") -> Source:
         info["pools"][pool].update(examples=n_ex, usable=kept, dropped=n_ex - kept)
     info["dropped"] = sum(v["dropped"] for v in info["pools"].values())
     if not any(p != "test_ood" for p, _ in usable):
-        what = "pairs with two different non-empty responses" if task == "preference" else "non-empty text"
+        what = {"preference": "pairs with two different non-empty responses",
+                "generation": "a non-empty prompt and answer"}.get(task, "non-empty text")
         raise UserError(f"{info['path']} has no usable examples ({what})",
-                        "check data.text_field / data.template (or the preference fields) name columns of strings")
+                        "check data.text_field / data.template (or the preference fields, or data.prompt_field "
+                        "and data.answer_field for generation) name columns of strings")
     pools_of = np.array([p for p, _ in usable])
+    if task == "generation":
+        origin = SUITE[cfg.name].description if cfg.name in SUITE else cfg.answer_field
+        info["answers"] = f"reference answers from {origin}"
+        return Source([e["text"] for _, e in usable], np.array([e["label"] for _, e in usable], dtype=object),
+                      pools_of, info)
     if task == "preference":
         texts, labels = [], []
         for pool, e in usable:
@@ -532,19 +569,25 @@ def random_split(labels: np.ndarray, sizes: dict[str, int], seed: int) -> dict[s
 
 def _capped(labels: np.ndarray, sizes: dict[str, int], balance: bool, pool: str = "") -> dict[str, int]:
     """`sizes` scaled down (the same factor for each) until the pool can hold them: n_* as caps."""
+    if not balance:
+        total = sum(sizes.values())
+        if total <= len(labels):
+            return sizes
+        s = {k: max(2, int(n * len(labels) / max(1, total))) for k, n in sizes.items()}
+        while sum(s.values()) > len(labels) and max(s.values()) > 2:
+            s[max(s, key=s.get)] -= 1
+        return s
     counts = np.bincount(labels, minlength=2)
-    if balance and counts.min() < 2:
+    if counts.min() < 2:
         only = int(counts.argmax())
         raise UserError(f"the {pool} examples hold {counts[1 - only]} of class {1 - only} (and {counts[only]} of class "
                         f"{only}): a class-balanced split of them is impossible",
                         "check the where filters, or set data.balance: false to keep the natural class ratio")
     def fits(s):
-        if not balance:
-            return sum(s.values()) <= len(labels)
         return all(sum((n + c) // 2 for n in s.values()) <= counts[c] for c in (0, 1))
     if fits(sizes):
         return sizes
-    scale = (len(labels) if not balance else 2 * counts.min()) / max(1, sum(sizes.values()))
+    scale = 2 * counts.min() / max(1, sum(sizes.values()))
     s = {k: max(2, int(n * scale)) for k, n in sizes.items()}
     while not fits(s) and max(s.values()) > 2:
         big = max(s, key=s.get)
@@ -552,10 +595,12 @@ def _capped(labels: np.ndarray, sizes: dict[str, int], balance: bool, pool: str 
     return s
 
 
-def draw_splits(source: Source, cfg, seed: int) -> dict[str, np.ndarray]:
+def draw_splits(source: Source, cfg, seed: int, balance: bool | None = None) -> dict[str, np.ndarray]:
     """Indices into `source` of A, B, test (and test_ood): from one pool as Burns et al. do, or test from
-    the data's own test split and A, B from its train split, the n_* sizes being caps there."""
-    split = balanced_split if cfg.balance else random_split
+    the data's own test split and A, B from its train split, the n_* sizes being caps there. `balance`
+    overrides cfg.balance; answers (a generation task's string labels) have no classes to balance."""
+    balance = (cfg.balance if balance is None else balance) and source.labels.dtype != object
+    split = balanced_split if balance else random_split
     out = {}
     sizes = split_sizes(cfg)
     if "all" in set(source.pools.tolist()):
@@ -565,7 +610,7 @@ def draw_splits(source: Source, cfg, seed: int) -> dict[str, np.ndarray]:
     else:
         for pool, names in (("train", ("train_weak", "transfer")), ("test", ("test",))):
             where = np.flatnonzero(source.pools == pool)
-            want = _capped(source.labels[where], {k: sizes[k] for k in names}, cfg.balance, f"data's own {pool}")
+            want = _capped(source.labels[where], {k: sizes[k] for k in names}, balance, f"data's own {pool}")
             parts = split(source.labels[where], want, seed)
             out.update({k: where[v] for k, v in parts.items()})
     if cfg.test_ood is not None:
@@ -573,7 +618,7 @@ def draw_splits(source: Source, cfg, seed: int) -> dict[str, np.ndarray]:
         if len(where) < 2:
             raise UserError(f"data.test_ood has {len(where)} usable example(s)",
                             "check its name / path / where filter")
-        want = _capped(source.labels[where], {"test_ood": cfg.test_ood.n or cfg.n_test}, cfg.balance, "test_ood")
+        want = _capped(source.labels[where], {"test_ood": cfg.test_ood.n or cfg.n_test}, balance, "test_ood")
         out.update({k: where[v] for k, v in split(source.labels[where], want, seed + 1).items()})
     return out
 
@@ -587,7 +632,7 @@ def fingerprint(texts: list, labels) -> str:
     h = hashlib.sha256()
     for t, y in zip(texts, labels):
         h.update(t.encode() if isinstance(t, str) else b"\x02".join(x.encode() for x in t))
-        h.update(b"\x00%d\x01" % int(y))
+        h.update(b"\x00" + (y.encode() if isinstance(y, str) else b"%d" % int(y)) + b"\x01")
     return h.hexdigest()[:16]
 
 

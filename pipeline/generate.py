@@ -35,8 +35,10 @@ def _stop_criteria(tokenizer, stop: list[str], prompt_len: int):
 
 
 def generate(model, tokenizer, prompts: list[str], accelerator, max_new_tokens: int = 32, batch_size: int = 16,
-             stop: list[str] | None = None, max_length: int | None = None, desc: str = "generate") -> list[str]:
-    """Greedy answers (the continuation only, cut at the first stop string) to every prompt, in order."""
+             stop: list[str] | None = None, max_length: int | None = None, desc: str = "generate",
+             add_special_tokens: bool = True) -> list[str]:
+    """Greedy answers (the continuation only, cut at the first stop string) to every prompt, in order.
+    `add_special_tokens=False` for prompts a chat template rendered (they carry their own BOS)."""
     from accelerate.utils import gather_object
 
     stop = list(stop or [])
@@ -46,8 +48,8 @@ def generate(model, tokenizer, prompts: list[str], accelerator, max_new_tokens: 
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    enc = tokenizer([prompts[i] for i in rows], add_special_tokens=True, truncation=max_length is not None,
-                    max_length=max_length)["input_ids"]
+    enc = tokenizer([prompts[i] for i in rows], add_special_tokens=add_special_tokens,
+                    truncation=max_length is not None, max_length=max_length)["input_ids"]
     order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))
     out: list[str | None] = [None] * len(enc)
     bar = tqdm(total=len(enc), desc=desc, unit="ex", leave=False, disable=not show_progress(accelerator))

@@ -315,39 +315,52 @@ def load_tokenizer(path: str, padding_side: str = "right"):
 
 def load_classifier(path: str, tokenizer, mode: str, lora_cfg=None, model_cfg=None, num_labels: int = 2):
     """`AutoModelForSequenceClassification` with 2 labels (a classifier) or 1 (a scalar reward model);
-    LoRA adapters when mode == 'lora'.
-
-    LoRA: peft's per-architecture default target modules (BERT/MPNet query & value, Llama/Gemma/Qwen
-    q_proj & v_proj, ...), or every linear layer when peft has no default for the architecture; the
-    classification head (`classifier` / `score`) trains in full and is saved with the adapter.
-    """
+    LoRA adapters when mode == 'lora' (`_with_lora`; the classification head `classifier` / `score`
+    trains in full and is saved with the adapter)."""
     from transformers import AutoModelForSequenceClassification
 
     model = _load(AutoModelForSequenceClassification, path, "a classifier", model_cfg, num_labels=num_labels)
     model.config.pad_token_id = tokenizer.pad_token_id
-    model = _finish(model, model_cfg if mode != "lora" else None, True)
-    if mode == "lora":
-        from peft import LoraConfig, TaskType, get_peft_model
+    if mode != "lora":
+        return _finish(model, model_cfg, True)
+    return _with_lora(model, path, lora_cfg or (model_cfg.lora if model_cfg is not None else None), model_cfg,
+                      "SEQ_CLS")
 
-        lora_cfg = lora_cfg or (model_cfg.lora if model_cfg is not None else None)
 
-        def wrap(targets):
-            return get_peft_model(model, LoraConfig(
-                task_type=TaskType.SEQ_CLS, r=lora_cfg.r, lora_alpha=lora_cfg.alpha, lora_dropout=lora_cfg.dropout,
-                target_modules=targets))
+def load_causal_lm_for_training(path: str, tokenizer, mode: str, model_cfg=None):
+    """`AutoModelForCausalLM` to fine-tune (supervised, generation task): every weight (full) or LoRA
+    adapters on a frozen base (lora)."""
+    from transformers import AutoModelForCausalLM
 
-        if model_cfg is not None and model_cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            model.enable_input_require_grads()
-        try:
-            model = wrap(lora_cfg.target_modules)
-        except ValueError:
-            if lora_cfg.target_modules is not None:
-                raise UserError(f"lora.target_modules {lora_cfg.target_modules} match no module of {path!r}",
-                                "leave it null for the architecture's default, or name modules that exist") from None
-            model = wrap("all-linear")  # peft knows no default for this architecture
-        if model_cfg is not None and model_cfg.compile:
-            model.compile()
+    model = _load(AutoModelForCausalLM, path, "a causal language model", model_cfg)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if mode != "lora":
+        return _finish(model, model_cfg, True)
+    return _with_lora(model, path, model_cfg.lora, model_cfg, "CAUSAL_LM")
+
+
+def _with_lora(model, path: str, lora_cfg, model_cfg, task_type: str):
+    """peft LoRA adapters: peft's per-architecture default target modules (BERT/MPNet query & value,
+    Llama/Gemma/Qwen q_proj & v_proj, ...), or every linear layer when peft has no default."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    def wrap(targets):
+        return get_peft_model(model, LoraConfig(
+            task_type=getattr(TaskType, task_type), r=lora_cfg.r, lora_alpha=lora_cfg.alpha,
+            lora_dropout=lora_cfg.dropout, target_modules=targets))
+
+    if model_cfg is not None and model_cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    try:
+        model = wrap(lora_cfg.target_modules)
+    except ValueError:
+        if lora_cfg.target_modules is not None:
+            raise UserError(f"lora.target_modules {lora_cfg.target_modules} match no module of {path!r}",
+                            "leave it null for the architecture's default, or name modules that exist") from None
+        model = wrap("all-linear")  # peft knows no default for this architecture
+    if model_cfg is not None and model_cfg.compile:
+        model.compile()
     return model
 
 

@@ -28,7 +28,7 @@ def problems(recipe, num_processes: int | None = None) -> list[str]:
         out.append("data: this recipe has no data: set data.name (a shipped dataset, `w2s data list`) or data.path "
                    "(a recipe with only a `theory:` block runs with `w2s theory RECIPE`)")
     else:
-        task = tasks.get(recipe.task)
+        task = tasks.of(recipe)
         try:
             task.split(task.load(recipe.data), recipe.data, recipe.data.seed)
         except UserError as e:
@@ -41,6 +41,9 @@ def problems(recipe, num_processes: int | None = None) -> list[str]:
         p = models.check_spec(m.model) or models.hub_problem(m.model)
         if p:
             out.append(f"{role}.model: {p}")
+        elif recipe.task == "generation" and models.kind(m.model) == "encoder":
+            out.append(f"{role}.model: {m.model!r} is an encoder; a generation task fine-tunes a causal language "
+                       "model to write answers (e.g. smollm2-135m, gemma3-270m, or a hub causal LM)")
         if num_processes and m.mode != "head" and m.train.batch_size % num_processes:
             b = m.train.batch_size
             out.append(f"{role}.train.batch_size: {b} is the global batch and must divide evenly over "

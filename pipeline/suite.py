@@ -1,8 +1,9 @@
-"""The hub benchmark suite: binary tasks of the weak-to-strong literature, pinned and formatted.
+"""The hub benchmark suite: tasks of the weak-to-strong literature, pinned and formatted.
 
 Every entry names a hub dataset (id, config, a pinned revision that loads without a loading script) and
 the splits we use, and carries a formatter that turns one raw row, as the hub serves it, into examples:
-`{"text", "label"}` for classification, `{"prompt", "chosen", "rejected"}` for preference (anthropic_hh).
+`{"text", "label"}` for classification, `{"prompt", "chosen", "rejected"}` for preference (anthropic_hh),
+`{"text": question, "label": reference answer}` for generation (gsm8k, MATH).
 Formats follow openai/weak-to-strong `weak_to_strong/datasets.py` (Burns et al. 2023) and EleutherAI/w2s
 `w2s/ds_registry.py`; each formatter names the one it follows.
 
@@ -47,6 +48,7 @@ class SuiteDataset:
     source: str  # where hub id, revision and splits come from
     prompt: Optional[str] = None  # zero-shot template for causal LMs with a {text} placeholder
     verbalizers: Optional[tuple] = None  # (label-0 continuation, label-1 continuation)
+    checker: Optional[str] = None  # generation: the answer checker (`pipeline.answers.CHECKERS`)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -369,6 +371,21 @@ def _anthropic_hh(row, rng):
     return [{"prompt": prompt, "chosen": good, "rejected": bad}]
 
 
+def _gsm8k(row, rng):
+    """The question and its worked solution, which ends in GSM8K's `#### <number>` (the `gsm8k` checker
+    compares that final number; training on the whole solution teaches the reasoning, as GAIR does)."""
+    if not _text(row["question"], row["answer"]) or "####" not in row["answer"]:
+        return []
+    return [{"text": row["question"], "label": row["answer"]}]
+
+
+def _math(row, rng):
+    """A MATH problem and its solution, whose final answer is the last \\boxed{...} (the `boxed` checker)."""
+    if not _text(row["problem"], row["solution"]) or "boxed" not in row["solution"]:
+        return []
+    return [{"text": row["problem"], "label": row["solution"]}]
+
+
 # ------------------------------------------------------------------------------------------------ registry
 
 YES_NO = (" No", " Yes")
@@ -628,6 +645,28 @@ _ENTRIES = [
                "the parquet branch (folder quail/)",
         prompt=ASKED, verbalizers=YES_NO),
 ]
+
+_ENTRIES.append(SuiteDataset(
+    name="gsm8k", task="generation", hub_id="openai/gsm8k", config="main",
+    revision="cc7b047b6e5bb11b4f1af84efc572db110a51b3c", splits={"train": "train", "test": "test"},
+    columns=("question", "answer"), format=_gsm8k, checker="gsm8k",
+    description="GSM8K grade-school maths word problems; the answer is a worked solution ending in `#### n`, "
+                "checked on n (generation)",
+    licence="MIT", citation="Cobbe et al. Training Verifiers to Solve Math Word Problems. arXiv:2110.14168, 2021",
+    source=f"{LM_EVAL} lm_eval/tasks/gsm8k/gsm8k.yaml (openai/gsm8k, config main, train / test; no revision); "
+           "revision = the commit pinned in public code (parquet files, no loading script)"))
+MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
+                 "prealgebra", "precalculus")
+_ENTRIES += [SuiteDataset(
+    name=f"math-{subject}", task="generation", hub_id="EleutherAI/hendrycks_math", config=subject,
+    revision="21a5633873b6a120296cce3e2df9d5550074f4a3", splits={"train": "train", "test": "test"},
+    columns=("problem", "solution"), format=_math, checker="boxed",
+    description=f"MATH competition problems, {subject.replace('_', ' ')}; the answer is a solution whose last "
+                "\\boxed{} is checked (generation)",
+    licence="MIT", citation="Hendrycks et al. Measuring Mathematical Problem Solving With the MATH Dataset. "
+                            "NeurIPS 2021",
+    source=f"{LM_EVAL} lm_eval/tasks/hendrycks_math/hendrycks_math.yaml (EleutherAI/hendrycks_math, one config "
+           "per subject; no revision); revision = the commit pinned in public code") for subject in MATH_SUBJECTS]
 
 SUITE: dict[str, SuiteDataset] = {e.name: e for e in _ENTRIES}
 

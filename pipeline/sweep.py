@@ -137,7 +137,7 @@ def collect(root: Path, recipe, pairs: list[dict], runner, wall: float) -> dict:
             "weak_mode": p["weak"].mode, "strong_mode": p["strong"].mode,
             "weak_params": p["weak_params"], "strong_params": p["strong_params"],
             "weak_accuracy": res["weak"]["accuracy"], "ceiling_accuracy": res["ceiling"]["accuracy"],
-            "methods": {k: {"accuracy": v["accuracy"], "auroc": v["auroc"], "pgr": v["pgr"]}
+            "methods": {k: {"accuracy": v["accuracy"], "auroc": v.get("auroc"), "pgr": v["pgr"]}
                         for k, v in res["methods"].items()},
         })
         if "test_ood" in res:  # the shifted test set: every model's accuracy there, and PGR there

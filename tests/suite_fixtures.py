@@ -145,13 +145,26 @@ def _quail(rng, i):
             "answers": answers, "correct_answer_id": gold}
 
 
+def _gsm8k(rng, i):
+    a, b = rng.randint(2, 40), rng.randint(2, 40)
+    return {"question": f"{_words(rng)} has {a} and gets {b} more; how many?",
+            "answer": f"It has {a} + {b} = <<{a}+{b}={a + b}>>{a + b}.\n#### {a + b}"}
+
+
+def _math(rng, i):
+    a = rng.randint(2, 40)
+    return {"problem": f"{_words(rng)}: what is ${a} \\cdot 2$?", "level": f"Level {1 + i % 5}", "type": "Algebra",
+            "solution": f"Doubling gives $\\boxed{{{2 * a}}}$."}
+
+
 ROWS = {
     "anli-r2": _anli, "cola": _glue, "sst2": _glue, "boolq": _boolq, "multirc": _multirc, "wic": _wic,
     "paws": _paws, "sciq": _sciq, "sciq_with_support": _sciq, "anthropic_hh": _hh, "hellaswag": _hellaswag,
     "piqa": _piqa, "openbookqa": _openbookqa, "social_i_qa": _social_i_qa, "cosmos_qa": _cosmos_qa,
     "amazon_polarity": _amazon, "quartz": _quartz, "dream": _dream, "mc_taco": _mc_taco,
     "ethics-commonsense": _ethics_commonsense, "ethics-deontology": _ethics_deontology,
-    "ethics-justice": _ethics_justice, "ethics-virtue": _ethics_virtue, "quail": _quail,
+    "ethics-justice": _ethics_justice, "ethics-virtue": _ethics_virtue, "quail": _quail, "gsm8k": _gsm8k,
+    **{name: _math for name in SUITE if name.startswith("math-")},
 }
 
 

@@ -223,6 +223,35 @@ def _ignored_by_mode(role: str, m, given: set[str]) -> list[str]:
     return errors
 
 
+def _generation_errors(r: Recipe, roles: list) -> list[str]:
+    """What a generation recipe cannot do: head mode, early stopping, losses other than the SFT loss."""
+    from pipeline.answers import CHECKERS
+
+    g, errors = r.generation, []
+    for role, m in roles:
+        if m.mode == "head":
+            errors.append(f"{role}.mode: head trains a linear classifier on frozen features; a generation task "
+                          "fine-tunes the causal LM itself: use full or lora")
+        if m.train.early_stopping.enabled:
+            errors.append(f"{role}.train.early_stopping: not available for the generation task (no held-out "
+                          "answer score during training yet); set enabled: false and choose train.epochs")
+    for i, m in enumerate(r.methods):
+        if m.loss.name != "xent":
+            errors.append(f"methods[{i}].loss: {m.loss.name} is a classification loss; a generation task trains "
+                          "on answer tokens with the language-model loss (remove `loss`)")
+    if g.checker is not None and g.checker not in CHECKERS:
+        hint = difflib.get_close_matches(g.checker, list(CHECKERS), n=1)
+        errors.append(f"generation.checker: unknown checker {g.checker!r}" + (f" (did you mean '{hint[0]}'?)" if hint
+                      else "") + f"; known: {', '.join(CHECKERS)}")
+    if "{prompt}" not in g.template:
+        errors.append(f"generation.template: {g.template!r} has no {{prompt}} placeholder for the question "
+                      "(e.g. \"Question: {prompt}\\nAnswer:\")")
+    for key in ("max_new_tokens", "batch_size"):
+        if getattr(g, key) < 1:
+            errors.append(f"generation.{key}: must be at least 1, got {getattr(g, key)}")
+    return errors
+
+
 def validate_values(r: Recipe, given: set[str] = frozenset()) -> list[str]:
     """Checks beyond types: ranges and combinations. Returns readable errors with dotted paths.
 
@@ -332,6 +361,8 @@ def validate_values(r: Recipe, given: set[str] = frozenset()) -> list[str]:
         if m.loss.name != "xent" and any(s.mode == "head" and s.head.solver == "newton" for s in strong_models):
             errors.append(f"methods[{i}].loss: {m.loss.name} needs an iterative solver, but strong.head.solver is "
                           "newton (plain cross-entropy only); set strong.head.solver: auto or adamw")
+    if r.task == "generation":
+        errors += _generation_errors(r, roles)
     if r.evaluate.bootstrap < 100:
         errors.append(f"evaluate.bootstrap: use at least 100 resamples, got {r.evaluate.bootstrap}")
     if not 0.5 < r.evaluate.ci < 1:

@@ -45,7 +45,9 @@ class DataConfig:
         "which of the two label values is class 1 (a number, true/false or text); default: the larger one in "
         "sorted order", default=None,
     )
-    prompt_field: str = help_field("preference task: column holding the prompt (may be empty)", default="prompt")
+    prompt_field: str = help_field("preference task: column holding the prompt (may be empty); generation task: the "
+                                   "question", default="prompt")
+    answer_field: str = help_field("generation task: column holding the reference answer", default="answer")
     chosen_field: str = help_field("preference task: column holding the preferred response", default="chosen")
     rejected_field: str = help_field("preference task: column holding the other response", default="rejected")
     where: Optional[str] = help_field("keep only rows whose raw column matches: `column=value` or `column!=value`",
@@ -205,6 +207,27 @@ class RuntimeConfig:
 
 
 @dataclass
+class GenerationConfig:
+    template: str = help_field(
+        "how a question becomes the model's prompt ({prompt} is the question); training appends "
+        "answer_prefix + the answer, and refinement shows demonstrations as template + answer_prefix + answer "
+        "+ a blank line (Somerstep et al.'s `Question: {q}\\nAnswer: {a}` blocks)",
+        default="Question: {prompt}\nAnswer:")
+    answer_prefix: str = help_field("text between the prompt and the answer in training targets and demonstrations",
+                                    default=" ")
+    checker: Optional[str] = help_field(
+        "answer checker (`w2s tasks`): exact (normalised exact match), number / gsm8k (final number, GSM8K's "
+        "`#### n`), boxed (MATH's \\boxed{}); default: the dataset's, else exact", default=None)
+    max_new_tokens: int = help_field("longest answer generated, in tokens", default=32)
+    stop: list[str] = help_field("generation stops at the first of these strings (it is cut off)",
+                                 default_factory=lambda: ["\n\n", "\nQuestion:"])
+    batch_size: int = help_field("prompts per batched greedy-decoding call (left-padded, KV cache)", default=16)
+    chat: bool = help_field("render prompts with the tokenizer's chat template (user turn = the question, assistant "
+                            "turn = the answer) in training and generation alike; for instruction-tuned models",
+                            default=False)
+
+
+@dataclass
 class EvalConfig:
     bootstrap: int = help_field("paired bootstrap resamples of the test split for confidence intervals",
                            default=1000)
@@ -233,7 +256,8 @@ class Recipe:
     name: str = help_field("run name: outputs go to <output_dir>/<name>/", default="run")
     task: str = help_field("task kind (`w2s tasks`): what an example is, how a model scores it, its loss and "
                            "metric; classification = binary labels, accuracy / AUROC / PGR; preference = reward "
-                           "modelling on (prompt, response A, response B) pairs", default="classification")
+                           "modelling on (prompt, response A, response B) pairs; generation = answers generated "
+                           "by causal LMs, exact-match accuracy / PGR", default="classification")
     output_dir: str = help_field("parent folder of run directories", default="runs")
     seed: int = help_field("training seed (model init, data order) when `seeds` is not set", default=0)
     seeds: Optional[list[int]] = help_field(
@@ -248,6 +272,8 @@ class Recipe:
         default_factory=lambda: [MethodConfig(name="naive")],
         metadata={"help": "transfer methods, each `{name: ..., <options>}` (`w2s methods`)"}
     )
+    generation: GenerationConfig = field(default_factory=GenerationConfig, metadata={
+        "help": "generation task: prompt format, answer checker, decoding"})
     evaluate: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "evaluation statistics"})
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig,
                                    metadata={"help": "precision and experiment trackers (hardware: accelerate)"})

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from pipeline.config.losses import LogConfConfig, LossConfig
 from pipeline.methods import naive
 
+# soft labels over two classes: classification and preference (not generated answers)
+TASKS = ("classification", "preference")
+
 
 @dataclass
 class Config(naive.Config):

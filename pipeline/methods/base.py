@@ -20,8 +20,9 @@ __all__ = ["LabelSet", "MethodContext", "Split"]
 
 @dataclass
 class LabelSet:
-    """What the strong model is trained on for split B: target distributions [n, 2] and diagnostics.
-    Methods return probabilities; the transfer stage turns them one-hot when the method's `hard` is set."""
+    """What the strong model is trained on for split B: target distributions [n, 2] (a generation task: one
+    answer per question) and diagnostics. Methods return probabilities; the transfer stage turns them
+    one-hot when the method's `hard` is set."""
 
     targets: np.ndarray
     diagnostics: dict = field(default_factory=dict)
@@ -37,7 +38,7 @@ class MethodContext:
 
     seed: int
     splits: dict[str, Split]
-    weak_labels: np.ndarray  # the weak model's P(class) on B, [n, 2]: the supervision
+    weak_labels: np.ndarray  # the weak model's P(class) on B, [n, 2] (generation: its answers): the supervision
     weak_train_probs: np.ndarray  # its in-sample P(class) on A (it trained there)
     weak_test_probs: np.ndarray  # its P(class) on the test split (its predictions, no gold)
     strong: object  # the student's ModelConfig: model spec, head settings for probes
@@ -49,6 +50,10 @@ class MethodContext:
     prompter: Callable[..., object]
     default_prompt: tuple[Optional[str], Optional[list[str]]] = (None, None)  # the dataset's template, verbalizers
     task: str = "classification"  # the recipe's task kind (a preference pair's texts are (A, B) tuples)
+    # generation task: the configured task (prompt format, demonstrations, checker: `tasks.generation`), and
+    # generator(model spec) -> answer(prompts, desc) -> greedy answers, the model loaded once
+    gen: object = None
+    generator: Optional[Callable[[str], Callable[[list[str], str], list[str]]]] = None
 
     def texts(self, split: str) -> list[str]:
         return self.splits[split].texts

@@ -14,6 +14,9 @@ import numpy as np
 from pipeline.config.schema import MethodConfig
 from pipeline.methods.base import LabelSet
 
+# soft labels over two classes: classification and preference (not generated answers)
+TASKS = ("classification", "preference")
+
 
 @dataclass
 class Smoothing:

@@ -14,6 +14,8 @@ class Config(MethodConfig):
 
 
 def build_labels(cfg: Config, ctx) -> LabelSet:
-    """The weak model's soft labels on B, unchanged (`hard: true` trains on their argmax)."""
-    return LabelSet(targets=ctx.weak_labels.astype(np.float32),
-                    diagnostics={"label_kind": "hard" if cfg.hard else "soft"})
+    """The weak model's soft labels on B, unchanged (`hard: true` trains on their argmax); a generation
+    task's weak answers."""
+    return LabelSet(targets=ctx.weak_labels if ctx.task == "generation" else ctx.weak_labels.astype(np.float32),
+                    diagnostics={"label_kind": "weak answers" if ctx.task == "generation"
+                                 else "hard" if cfg.hard else "soft"})

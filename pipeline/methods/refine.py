@@ -20,11 +20,12 @@ from pipeline import models
 from pipeline.config.schema import MethodConfig
 from pipeline.data import dataset_prompt, prompt_spec
 from pipeline.errors import UserError
+from pipeline.methods import generative
 from pipeline.methods.base import LabelSet, MethodContext
 from pipeline.plotting import pyplot, save
 
-# in-context refinement relabels a text with a verbalizer's next token: classification examples only
-TASKS = ("classification",)
+# classification: a verbalizer's next token relabels a text; generation: Somerstep et al.'s refinement batches
+TASKS = ("classification", "generation")
 
 
 @dataclass
@@ -48,6 +49,12 @@ class Config(MethodConfig):
         "help": "test examples for the prompt-only baseline (refiner + `shots` weak demos, no training; 0 skips)"})
     batch_size: int = field(default=16, metadata={"help": "queries per forward pass"})
     max_tokens: int = field(default=2048, metadata={"help": "context budget; longer blocks lose demonstrations"})
+    refinement_batch: int = field(default=5, metadata={
+        "help": "generation task: questions per refinement batch; each is answered after the other members' "
+                "weak answers as demonstrations (Somerstep et al.: 5)"})
+    infer_and_respond: bool = field(default=False, metadata={
+        "help": "generation task: the refiner first describes the batch's answer style in one sentence, then "
+                "answers with that sentence in front instead of the demonstrations"})
     chat_template: bool = field(default=False, metadata={
         "help": "wrap each prompt in the tokenizer's chat template (off by default: on SmolLM2-135M the chat "
                 "format collapsed to one label once demonstrations were added)"})
@@ -57,6 +64,9 @@ class Config(MethodConfig):
         for key in ("shots", "curve_n", "prompt_only_n"):
             if getattr(self, key) < 0:
                 errors.append(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if self.refinement_batch < 2:
+            errors.append(f"refinement_batch: must be at least 2 (a query is never its own demonstration), "
+                          f"got {self.refinement_batch}")
         for key in ("block_size", "batch_size", "max_tokens"):
             if getattr(self, key) < 1:
                 errors.append(f"{key}: must be at least 1, got {getattr(self, key)}")
@@ -76,6 +86,8 @@ def preflight(cfg: Config, recipe) -> str | None:
     if models.kind(model) == "encoder":
         return (f"refine needs a causal refiner, and the strong model {model!r} is an encoder: set the method's "
                 "`refiner` to a causal model (e.g. refiner: smollm2-135m)")
+    if recipe.task == "generation":
+        return None  # answers are generated: no verbalizers to check
     try:
         prompt_spec(dataset_prompt(recipe.data.name), cfg.prompt, cfg.verbalizers)
     except UserError as e:
@@ -88,6 +100,9 @@ def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
         DemoPool,
         calibrate,
     )
+
+    if ctx.task == "generation":
+        return generation_labels(cfg, ctx)
 
     template, verbalizers = prompt_spec(ctx.default_prompt, cfg.prompt, cfg.verbalizers)
     refiner = refiner_of(cfg, ctx.strong.model)
@@ -148,6 +163,55 @@ def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
     })
 
 
+def generation_labels(cfg: "Config", ctx: MethodContext) -> LabelSet:
+    """Somerstep et al.'s refinement of weak answers (pipeline/methods/generative.py describes it)."""
+    gen = ctx.gen
+    refiner = cfg.refiner or ctx.strong.model
+    answer = ctx.generator(refiner)
+    questions, weak = ctx.texts("transfer"), ctx.weak_labels
+    gold_b = ctx.labels("transfer")  # diagnostics only
+    batches = generative.refinement_batches(len(questions), cfg.refinement_batch, ctx.seed)
+    rows, prompts = generative.batch_prompts(gen, questions, weak, batches)
+    styles = None
+    if cfg.infer_and_respond:
+        style_prompts = ["".join(gen.demonstration(questions[j], str(weak[j])) for j in b) + generative.STYLE_QUESTION
+                         for b in batches]
+        styles = answer(style_prompts, "refine: infer the style")
+        style_of = {int(i): s for b, s in zip(batches, styles) for i in b}
+        prompts = [gen.with_demonstrations(questions[i], [], preamble=f"{style_of[i]}\n\n") for i in rows]
+    out = answer(prompts, "refine: B")
+    refined = np.empty(len(questions), dtype=object)
+    refined[rows] = out
+
+    curve = []
+    sub = np.random.default_rng(ctx.seed + 3).permutation(len(questions))[:min(cfg.curve_n, len(questions))]
+    weak_sub = gen.accuracy(weak[sub], gold_b[sub])
+    for k in cfg.curve_shots:  # k weak-labelled demonstrations drawn from B without the query itself
+        rng = np.random.default_rng(ctx.seed + 100 + k)
+        ps = [gen.with_demonstrations(questions[i], [(questions[j], str(weak[j]))
+                                                     for j in generative.sampled_demos(len(questions), k, int(i), rng)])
+              for i in sub]
+        got = answer(ps, f"refine: curve k={k}")
+        curve.append({"shots": k, "n": int(len(sub)), "accuracy": gen.accuracy(got, gold_b[sub]),
+                      "weak_accuracy_same_examples": weak_sub})
+
+    prompt_only = None
+    if cfg.prompt_only_n:
+        test_q, test_gold = ctx.texts("test"), ctx.labels("test")
+        sel = np.random.default_rng(ctx.seed + 4).permutation(len(test_q))[:cfg.prompt_only_n]
+        k = max(1, cfg.refinement_batch - 1)
+        ps = generative.few_shot_prompts(gen, [test_q[i] for i in sel], questions, weak, k, ctx.seed + 5, False)
+        got = answer(ps, "refine: prompt-only test")
+        prompt_only = {"n": int(len(sel)), "shots": k, "accuracy": gen.accuracy(got, test_gold[sel])}
+    return LabelSet(targets=refined, diagnostics={
+        "refiner": refiner, "refiner_is_student": cfg.refiner is None or cfg.refiner == ctx.strong.model,
+        "refinement_batch": cfg.refinement_batch, "infer_and_respond": cfg.infer_and_respond,
+        "inferred_styles": list(styles[:5]) if styles else None,
+        "weak_label_accuracy": gen.accuracy(weak, gold_b), "refined_label_accuracy": gen.accuracy(refined, gold_b),
+        "refined_changed_share": float(np.mean([str(a) != str(b) for a, b in zip(refined, weak)])),
+        "refinement_curve": curve, "prompt_only_test": prompt_only, "task": "generation"})
+
+
 def plots(key: str, entry: dict, run_dir) -> list[str]:
     """Refined-label accuracy on B against the number of in-context demonstrations, per calibration."""
     d = entry.get("diagnostics") or {}
@@ -157,9 +221,13 @@ def plots(key: str, entry: dict, run_dir) -> list[str]:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     x = [c["shots"] for c in curve]
+    if d.get("task") == "generation":  # one curve: exact match of the refiner's greedy answers
+        ax.plot(x, [c["accuracy"] * 100 for c in curve], marker="o", color="#3b75af",
+                label="refined answers (exact match)")
     for mode, color in (("per_block", "#3b75af"), ("prior", "#2ca02c"), ("none", "#999999")):
-        ax.plot(x, [c[f"accuracy_{mode}"] * 100 for c in curve], marker="o", color=color,
-                label=f"refined labels, calibration: {mode}")
+        if f"accuracy_{mode}" in curve[0]:
+            ax.plot(x, [c[f"accuracy_{mode}"] * 100 for c in curve], marker="o", color=color,
+                    label=f"refined labels, calibration: {mode}")
     weak = curve[0].get("weak_accuracy_same_examples", d["weak_label_accuracy"])
     ax.axhline(weak * 100, color="#444444", linestyle=":", label="weak labels (same examples)")
     ax.set_xscale("symlog", base=2, linthresh=1)
@@ -179,6 +247,8 @@ def report_lines(key: str, entry: dict, results: dict) -> list[str]:
     student = results["ceiling"].get("model")
     who = ("the strong student itself" if d.get("refiner_is_student")
            else f"`{d['refiner']}`, a separate causal model (the student, `{student}`, is trained on its labels)")
+    if d.get("task") == "generation":
+        return _generation_report(key, d, who)
     modes = ("none", "prior", "per_block")
     lines = ["", f"### In-context refinement: `{key}`", "",
              f"Labels refined by {who}, {d['shots']} weak-labelled demonstrations per block of "
@@ -200,4 +270,29 @@ def report_lines(key: str, entry: dict, results: dict) -> list[str]:
                       f"{po['n']} test items: " + ", ".join(f"{m} {po.get(f'accuracy_{m}', float('nan')) * 100:.1f}%"
                                                          for m in modes)
                   + " (per_block uses the weak model's test labels for the shift, never gold)."]
+    return lines
+
+
+def _generation_report(key: str, d: dict, who: str) -> list[str]:
+    """refine's section for a generation task: how the answers were refined, the curve, the prompt-only baseline."""
+    how = ("each batch's answer style first summarised in one sentence by the refiner (infer and respond), "
+           "which then answers with that sentence in front" if d["infer_and_respond"] else
+           "each question answered greedily after the other members' weak answers as demonstrations")
+    lines = ["", f"### In-context refinement: `{key}`", "",
+             f"Answers refined by {who}: B cut into refinement batches of {d['refinement_batch']} questions, {how} "
+             f"(never its own). {d['refined_changed_share'] * 100:.1f}% of the answers changed.", "",
+             "| k demonstrations | refined answers: exact match (%) |", "|---|---|"]
+    for c in d["refinement_curve"]:
+        lines.append(f"| {c['shots']} | {c['accuracy'] * 100:.1f} |")
+    if d["refinement_curve"]:
+        c = d["refinement_curve"][0]
+        lines.append(f"| weak answers | {c['weak_accuracy_same_examples'] * 100:.1f} (same {c['n']} questions) |")
+    lines.append(f"\nRefined answers on all of B: {d['refined_label_accuracy'] * 100:.1f}% exact match vs weak "
+                 f"{d['weak_label_accuracy'] * 100:.1f}%.")
+    if d.get("inferred_styles"):
+        lines.append(f"\nAn inferred style: \"{d['inferred_styles'][0]}\"")
+    po = d.get("prompt_only_test")
+    if po:
+        lines += ["", f"Prompt-only baseline (refiner with {po['shots']} weak-answered demonstrations, no "
+                      f"fine-tuning) on {po['n']} test questions: {po['accuracy'] * 100:.1f}% exact match."]
     return lines

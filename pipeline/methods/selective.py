@@ -26,6 +26,7 @@ from pipeline import models
 from pipeline.config.schema import HeadConfig, MethodConfig
 from pipeline.data import dataset_prompt, prompt_spec
 from pipeline.errors import UserError
+from pipeline.methods import generative
 from pipeline.methods.base import LabelSet, MethodContext
 from pipeline.methods.graph_smooth import Smoothing, smooth
 from pipeline.plotting import pyplot, save
@@ -101,6 +102,14 @@ def uses_prompting(cfg: Config, strong_model: str, task: str = "classification")
 
 def preflight(cfg: Config, recipe) -> str | None:
     """Config problems that need the recipe as a whole (called before anything runs)."""
+    if recipe.task == "generation":
+        if models.kind(recipe.strong.model) == "encoder":
+            return (f"selective on a generation task routes to the strong model's own answers; "
+                    f"{recipe.strong.model!r} is an encoder (use a causal strong model)")
+        if cfg.self_labels == "probe":
+            return ("self_labels: a generation task's self-labels are the strong model's own few-shot answers; "
+                    "leave self_labels at auto")
+        return None
     if cfg.self_labels == "prompt" and recipe.task != "classification":
         return f"self_labels: prompt labels classification examples; a {recipe.task} task uses probe"
     if cfg.self_labels == "prompt" and models.kind(recipe.strong.model) == "encoder":
@@ -140,13 +149,18 @@ def prompt_self_labels(cfg: Config, ctx: MethodContext, weak_b_hard: np.ndarray)
 
 
 def crossfit_weak_on_a(ctx: MethodContext, folds: int) -> np.ndarray:
-    """Out-of-sample weak P(class) on A: the weak recipe retrained on the other folds of A, per fold."""
+    """Out-of-sample weak outputs on A (P(class) [n, 2]; generation: answers): the weak recipe retrained on
+    the other folds of A, per fold."""
     n = len(ctx.labels("train_weak"))
-    out = np.zeros((n, 2), dtype=np.float32)
+    out = None
     parts = np.array_split(np.random.default_rng(ctx.seed + 2).permutation(n), folds)
     for k, held in enumerate(parts):
         fit = np.concatenate([p for j, p in enumerate(parts) if j != k])
-        out[held] = ctx.fit_weak(fit, held, f"selective: weak fold {k + 1}/{folds}")
+        got = np.asarray(ctx.fit_weak(fit, held, f"selective: weak fold {k + 1}/{folds}"))
+        if out is None:
+            out = (np.empty(n, dtype=object) if got.dtype == object
+                   else np.zeros((n,) + got.shape[1:], dtype=np.float32))
+        out[held] = got
     return out
 
 
@@ -179,6 +193,8 @@ def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
     from pipeline.metrics import auroc_rows
     from pipeline.train.head import fit_head, head_proba
 
+    if ctx.task == "generation":
+        return generation_labels(cfg, ctx)
     strong = ctx.strong
     feats = ctx.features(["train_weak", "transfer"])
     fa, fb = feats["train_weak"], feats["transfer"]
@@ -255,6 +271,58 @@ def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
              "self_acc": acc(self_b, pik_b >= c["tau"]), "weak_acc": acc(weak_b, pik_b >= c["tau"])}
             for c in choice["curve"][:: max(1, len(choice["curve"]) // 40)]],
     })
+
+
+def generation_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
+    """P(IK) routing between the strong model's own few-shot answers and the weak answers (generation):
+    the strong model answers A and B with `shots` weak-answered demonstrations from B (never the query);
+    a probe on its frozen features, trained on part of A with gold saying whether its own answer there was
+    right, gives P(IK); tau is chosen on the rest of A against the weak model's answers there (`weak_reference`);
+    each B question keeps the strong model's own answer where P(IK) >= tau, the weak answer elsewhere."""
+    from pipeline.metrics import auroc_rows
+    from pipeline.train.head import fit_head, head_proba
+
+    gen, answer = ctx.gen, ctx.generator(ctx.strong.model)
+    qa, qb = ctx.texts("train_weak"), ctx.texts("transfer")
+    gold_a, gold_b, weak_b = ctx.labels("train_weak"), ctx.labels("transfer"), ctx.weak_labels
+    own_b = np.asarray(answer(generative.few_shot_prompts(gen, qb, qb, weak_b, cfg.shots, ctx.seed + 11, True),
+                              "selective: own answers on B"), dtype=object)
+    own_a = np.asarray(answer(generative.few_shot_prompts(gen, qa, qb, weak_b, cfg.shots, ctx.seed + 12, False),
+                              "selective: own answers on A"), dtype=object)
+    own_ok_a = gen.correct(own_a, gold_a)  # A's gold: the weak supervisor's own data, P(IK)'s only supervision
+    weak_a = crossfit_weak_on_a(ctx, cfg.weak_folds) if cfg.weak_reference == "crossfit" else ctx.weak_train_probs
+    weak_ok_a = gen.correct(weak_a, gold_a)
+    feats = ctx.features(["train_weak", "transfer"])
+    order = np.random.default_rng(ctx.seed + 14).permutation(len(qa))
+    n_held = max(1, int(round(cfg.heldout_fraction * len(qa))))
+    held, fit = np.sort(order[:n_held]), np.sort(order[n_held:])
+    y = own_ok_a.astype(int)
+    probe = None
+    if len(np.unique(y[fit])) < 2:  # the strong model is always (or never) right on A: P(IK) is that constant
+        p_held, p_b = np.full(len(held), float(y[fit].mean())), np.full(len(qb), float(y[fit].mean()))
+    else:
+        probe = fit_head(feats["train_weak"][fit], np.eye(2, dtype=np.float32)[y[fit]], ctx.strong.head, ctx.seed)
+        p_held = head_proba(probe, feats["train_weak"][held])[:, 1]
+        p_b = head_proba(probe, feats["transfer"])[:, 1]
+    if cfg.tau_rule == "fixed":
+        tau = cfg.tau
+    else:
+        tau = choose_tau(p_held, own_ok_a[held], weak_ok_a[held], cfg.min_routed, cfg.tau_rule)["tau"]
+    labels, routed = generative.route(p_b, np.inf if tau is None else tau, own_b, weak_b)
+    own_ok_b, weak_ok_b = gen.correct(own_b, gold_b), gen.correct(weak_b, gold_b)  # diagnostics only
+    both = len(np.unique(y[held])) == 2
+    return LabelSet(targets=labels, diagnostics={
+        "task": "generation", "self_labels": f"the strong model's own answers, {cfg.shots} weak-answered "
+                                             "demonstrations from B", "shots": cfg.shots,
+        "tau": tau, "tau_rule": cfg.tau_rule, "weak_reference": cfg.weak_reference,
+        "routed_share_B": float(routed.mean()), "self_accuracy_A": float(own_ok_a.mean()),
+        "weak_accuracy_A": float(weak_ok_a.mean()),
+        "pik_auroc_heldout_A": float(auroc_rows(p_held, y[held])[0]) if both else None,
+        "self_accuracy_B": float(own_ok_b.mean()), "weak_label_accuracy": float(weak_ok_b.mean()),
+        "label_accuracy": float(gen.correct(labels, gold_b).mean()),
+        "routed_self_accuracy_B": float(own_ok_b[routed].mean()) if routed.any() else None,
+        "routed_weak_accuracy_B": float(weak_ok_b[routed].mean()) if routed.any() else None,
+        "probe_l2": None if probe is None else probe["l2"]})
 
 
 def plots(key: str, entry: dict, run_dir) -> list[str]:

@@ -40,7 +40,7 @@ def _interval(b: np.ndarray, ci: float) -> list[float]:
 
 
 def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
-                   shared_test: bool = True) -> dict:
+                   shared_test: bool = True, kinds: tuple = KINDS) -> dict:
     """Point values and CIs of every model, and PGR of every other model, pooled over training seeds.
 
     per_seed: {training seed: (gold labels y, {model name: P(class 1)})}. Weak and ceiling must be present
@@ -48,6 +48,7 @@ def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, 
     ceiling restricted to the same seeds, so its PGR compares like with like).
     PGR is undefined (None + reason) unless the pooled ceiling - weak gap's CI excludes 0 in the
     ceiling's favour. With one seed this is exactly the paired bootstrap over test examples.
+    `kinds`: the metrics computed (a generation task's exact-match accuracy has no AUROC).
     """
     seeds = sorted(per_seed)
     rng = np.random.default_rng(seed)
@@ -67,7 +68,7 @@ def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, 
         full = np.arange(len(y))[None]
         for name, p in probs.items():
             p1 = np.asarray(p, dtype=float)
-            for kind in KINDS:
+            for kind in kinds:
                 boots[name, s, kind] = _metric_rows(kind, p1, y, idx_by_seed[s])
                 points[name, s, kind] = float(_metric_rows(kind, p1, y, full)[0])
     names = list(dict.fromkeys(n for s in seeds for n in per_seed[s][1]))
@@ -98,7 +99,7 @@ def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, 
     for name in names:
         subset = tuple(seeds_of[name])
         entry = {"seeds": list(subset)}
-        for kind in KINDS:
+        for kind in kinds:
             value, b = pooled(name, kind, subset)
             per = [points[name, s, kind] for s in subset]
             entry[kind] = {"value": value, "ci95": _interval(b, ci), "per_seed": per,
@@ -109,7 +110,7 @@ def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, 
             continue
         subset = tuple(seeds_of[name])
         out["pgr"][name] = {}
-        for kind in KINDS:
+        for kind in kinds:
             (w, wb), (c, cb), (t, tb) = (pooled(m, kind, subset) for m in (weak, ceiling, name))
             gap_b = cb - wb
             gap_ci = _interval(gap_b, ci)

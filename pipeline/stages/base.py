@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from pipeline import models, rundir
+from pipeline import models, rundir, tasks
 from pipeline.rundir import RunDir
 from pipeline.tasks.base import Split
 
@@ -164,7 +164,11 @@ class SeedInputs:
         return self._columns[name, "pairs"]
 
     def labels(self, name: str) -> np.ndarray:
-        return np.asarray(self._column(name, "label"), dtype=np.int64)
+        """Gold labels: 0/1 (int64), or a generation task's reference answers (an object array of strings)."""
+        column = self._column(name, "label")
+        if column and isinstance(column[0], str):
+            return np.asarray(column, dtype=object)
+        return np.asarray(column, dtype=np.int64)
 
     def ids(self, name: str) -> list[int]:
         return [int(i) for i in self._column(name, "id")]
@@ -177,16 +181,16 @@ class SeedInputs:
         return self.run.stage_dir("weak", self.seed)
 
     def weak_soft_labels(self) -> np.ndarray:
-        """The weak model's P(class) on B, [n, 2] float32."""
-        return rundir.read_soft_labels(self.weak_dir() / "labels")
+        """The weak model's labels of B: P(class) [n, 2] float32, or its answers (generation)."""
+        return tasks.of(self.recipe).read_labels(self.weak_dir() / "labels")
 
     def weak_train_probs(self) -> np.ndarray:
-        """The weak model's (in-sample) P(class) on its own training split A, [n, 2]."""
-        return rundir.read_probs(self.weak_dir() / "predictions_train_weak.jsonl")
+        """The weak model's (in-sample) outputs on its own training split A (P(class) [n, 2], or answers)."""
+        return tasks.of(self.recipe).read_outputs(self.weak_dir() / "predictions_train_weak.jsonl")
 
     def weak_test_probs(self) -> np.ndarray:
-        """The weak model's P(class) on the test split, [n, 2] (its predictions; no gold involved)."""
-        return rundir.read_probs(self.weak_dir() / "predictions.jsonl")
+        """The weak model's outputs on the test split (its predictions; no gold involved)."""
+        return tasks.of(self.recipe).read_outputs(self.weak_dir() / "predictions.jsonl")
 
     # --- frozen features
     def features(self, role_cfg, splits: list[str]) -> dict[str, np.ndarray]:

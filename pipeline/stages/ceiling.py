@@ -7,7 +7,7 @@ from pipeline.tasks.base import Fit
 
 def run(job: Job) -> dict:
     r, out, inp = job.recipe, job.folder, job.inputs()
-    task = tasks.get(r.task)
+    task = tasks.of(r)
     gold = task.gold_targets(inp.labels("transfer"))
     probs, info = task.fit_and_predict(Fit(r.strong, "transfer", gold, "ceiling", out_dir=out), inp,
                                        dict.fromkeys(inp.scored()))

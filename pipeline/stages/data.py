@@ -21,21 +21,27 @@ def key(recipe, unit: Unit) -> list:
 
 def run(job: Job) -> dict:
     r = job.recipe
-    task = tasks.get(r.task)
+    task = tasks.of(r)
     seed = split_seed(r, job.unit.seed)
     source = task.load(r.data)
     parts = task.split(source, r.data, seed)
-    manifest = {"source": source.info, "balanced": r.data.balance, "splits": {}}
+    manifest = {"source": source.info, "splits": {}}
+    if r.task == "generation":  # answers have no classes to balance
+        manifest["split"] = "random"
+    else:
+        manifest["balanced"] = r.data.balance
     for name, idx in parts.items():
         split_texts = [source.texts[i] for i in idx]
         split_labels = source.labels[idx]
         if job.is_main:
             rundir.atomic_write(job.folder / name,
                                 lambda p, t=split_texts, i=idx, y=split_labels: save_split(p, i, t, y))
-        manifest["splits"][name] = {"size": len(idx), "positive_rate": float(split_labels.mean()),
-                                    "sha256_16": data.fingerprint(split_texts, split_labels)}
+        stats = {"size": len(idx)}
+        if split_labels.dtype != object:  # 0/1 labels (a generation task's are reference answers)
+            stats["positive_rate"] = float(split_labels.mean())
+        manifest["splits"][name] = {**stats, "sha256_16": data.fingerprint(split_texts, split_labels)}
     sizes = ", ".join(f"{k} {v['size']}" for k, v in manifest["splits"].items())
-    how = "balanced" if r.data.balance else "natural class ratio"
+    how = "random" if r.task == "generation" else "balanced" if r.data.balance else "natural class ratio"
     native = ", test from the data's own test split" if source.info.get("native_splits") else ""
     dropped = f"; {source.info['dropped']} row(s) dropped (empty text or missing label)" \
         if source.info.get("dropped") else ""
@@ -44,10 +50,12 @@ def run(job: Job) -> dict:
 
 
 def save_split(target, ids, texts: list, labels) -> None:
-    """One split as a `datasets` folder: id, text, label; a preference pair's second text as `text_b`."""
+    """One split as a `datasets` folder: id, text, label (0/1, or a generation task's reference answer); a
+    preference pair's second text as `text_b`."""
     import datasets
 
-    columns = {"id": [int(i) for i in ids], **rundir.text_columns(texts), "label": [int(y) for y in labels]}
+    columns = {"id": [int(i) for i in ids], **rundir.text_columns(texts),
+               "label": [y if isinstance(y, str) else int(y) for y in labels]}
     datasets.Dataset.from_dict(columns).save_to_disk(str(target))
 
 

@@ -35,7 +35,7 @@ def _summary(result: dict, seeds: int, what: str) -> str:
 
 def run(job: Job) -> dict:
     r, run_dir = job.recipe, job.run
-    task = tasks.get(r.task)
+    task = tasks.of(r)
     shared = not r.data.vary_split
     result = task.evaluate(_per_seed(r, run_dir, task, "test"), r.evaluate, shared_test=shared)
     result["summary"] = _summary(result, len(r.seed_list), "test")

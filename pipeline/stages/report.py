@@ -36,6 +36,20 @@ def _model_selection(recipe) -> str:
     return text + ", scored against the stage's own training labels (weak labels for transfers)"
 
 
+KINDS = ("accuracy", "auroc")
+TITLES = {"accuracy": "accuracy (%)", "auroc": "AUROC (%)"}
+
+
+def kinds_of(results: dict) -> tuple:
+    """The metrics a run has (a generation task scores exact-match accuracy only: no AUROC)."""
+    return tuple(k for k in KINDS if k in results["weak"])
+
+
+def _header(kinds: tuple) -> list[str]:
+    cols = [TITLES[k] for k in kinds] + [f"PGR ({k if k != 'auroc' else 'AUROC'})" for k in kinds]
+    return ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+
+
 def collect(run: RunDir, recipe, timings: dict) -> dict:
     """Assemble results.json from the stages' metrics.json files (pooled over seeds; per-seed detail kept)."""
     run_dir = run.root
@@ -46,7 +60,7 @@ def collect(run: RunDir, recipe, timings: dict) -> dict:
         return read_json_if_exists(run.stage_dir(name, seed, sub) / "metrics.json")
 
     def model_entry(name: str, stages: dict, keep: tuple) -> dict:
-        entry = {k: ev["models"][name][k] for k in ("accuracy", "auroc")}
+        entry = {k: ev["models"][name][k] for k in KINDS if k in ev["models"][name]}
         entry["seeds"] = ev["models"][name].get("seeds", seeds)
         first = stages[entry["seeds"][0]]
         entry.update({k: first[k] for k in keep if k in first})
@@ -64,7 +78,7 @@ def collect(run: RunDir, recipe, timings: dict) -> dict:
         "seeds": seeds,
         "data": stage(seeds[0], "data"),
         "n_test": ev["n_test"], "n_bootstrap": ev["n_bootstrap"], "ci_level": ev["ci_level"],
-        "weak": model_entry("weak", weak, ("model", "mode", "soft_label_quantiles", "head_l2")),
+        "weak": model_entry("weak", weak, ("model", "mode", "soft_label_quantiles", "head_l2", "checker")),
         "ceiling": model_entry("ceiling", ceil, ("model", "mode", "head_l2")),
         "methods": {},
         "model_selection": _model_selection(recipe),
@@ -85,7 +99,7 @@ def collect(run: RunDir, recipe, timings: dict) -> dict:
     if "test_ood" in ev:
         ood = ev["test_ood"]
         source = results["data"].get("source", {}).get("test_ood_source")
-        scores = {k: {m: v[m] for m in ("accuracy", "auroc")} for k, v in ood["models"].items()}
+        scores = {k: {m: v[m] for m in KINDS if m in v} for k, v in ood["models"].items()}
         results["test_ood"] = {"n_test": ood["n_test"], "source": source, "models": scores, "pgr": ood["pgr"]}
     theory = run_dir / "theory" / "metrics.json"
     if recipe.theory.enabled and theory.exists():
@@ -118,9 +132,11 @@ def plot(results: dict, run_dir: Path) -> list[str]:
     rows = _rows(results)
     seeds = results.get("seeds") or [0]
     colors = ["#888888"] + ["#3b75af"] * (len(rows) - 2) + ["#2ca02c"]
-    fig, axes = plt.subplots(2, 1, figsize=(2.5 + 1.25 * len(rows), 8))
-    what = "preference accuracy" if results.get("config", {}).get("task") == "preference" else "accuracy"
-    for ax, kind, title in zip(axes, ("accuracy", "auroc"), (f"test {what}", "test AUROC")):
+    kinds = kinds_of(results)
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(2.5 + 1.25 * len(rows), 4 * len(kinds)), squeeze=False)
+    what = {"preference": "preference accuracy", "generation": "exact-match accuracy"}.get(
+        results.get("config", {}).get("task"), "accuracy")
+    for ax, kind, title in zip(axes[:, 0], kinds, (f"test {what}", "test AUROC")):
         vals = [r[kind]["value"] * 100 for _, r in rows]
         err = [[(r[kind]["value"] - r[kind]["ci95"][0]) * 100 for _, r in rows],
                [(r[kind]["ci95"][1] - r[kind]["value"]) * 100 for _, r in rows]]
@@ -188,6 +204,10 @@ def _data_lines(manifest: dict) -> list[str]:
     out = []
     if src.get("class_1"):
         out.append(f"- Class 1: {src['class_1']}.")
+    if manifest.get("split") == "random":
+        out.append("- Splits: drawn at random (a generation task's answers have no classes to balance)"
+                   + ("; test from the data's own test split, A and B from its train split"
+                      if src.get("native_splits") else "") + ".")
     if "balanced" in manifest:
         out.append("- Splits: " + ("class-balanced (Burns et al.)" if manifest["balanced"] else
                                    "the data's natural class ratio (`data.balance: false`)")
@@ -208,7 +228,7 @@ def _shifted_section(results: dict) -> list[str]:
     lines = ["", f"### Shifted test set ({ood.get('source') or 'test_ood'}, n = {ood['n_test']})", "",
              "Every model scored on the shifted test set; PGR there uses the weak model's and the ceiling's "
              "accuracy on it.", "",
-             "| model | accuracy (%) | AUROC (%) | PGR (accuracy) | PGR (AUROC) |", "|---|---|---|---|---|"]
+             *_header(kinds_of(results))]
     seeds = results.get("seeds") or [0]
     order = ["weak", *results["methods"], "ceiling"]  # the order of _rows, whose names the main table uses
     for key, (name, r) in zip(order, _rows(results)):
@@ -219,10 +239,9 @@ def _shifted_section(results: dict) -> list[str]:
         if few is not None and len(seeds) > 1 and len(few) < len(seeds):
             name += f" (seed{'s' if len(few) > 1 else ''} {', '.join(map(str, few))} only)"
         pgr = ood["pgr"].get(key)
-        pa = _fmt(pgr["accuracy"], pct=False) if pgr else "—"
-        pu = _fmt(pgr["auroc"], pct=False) if pgr else "—"
-        lines.append(f"| {name} | {_fmt(m['accuracy'])} | {_fmt(m['auroc'])} | "
-                     f"{pa} | {pu} |")
+        kinds = kinds_of(results)
+        cells = [_fmt(m[k]) for k in kinds] + [_fmt(pgr[k], pct=False) if pgr else "—" for k in kinds]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -246,27 +265,30 @@ def markdown(results: dict, images: list[str]) -> str:
         f"Dataset: {results['data'].get('summary', '?')}. Test split: n = {results['n_test']}. {stats}",
         "",
     ]
-    if results.get("config", {}).get("task") == "preference":
+    task = results.get("config", {}).get("task")
+    if task == "preference":
         lines += ["- Task: reward modelling on preference pairs (Bradley–Terry): accuracy is preference accuracy "
                   "(the preferred response gets the higher reward), AUROC that of σ(r_A − r_B)."]
+    elif task == "generation":
+        g = results["config"].get("generation", {})
+        lines += [f"- Task: generation: accuracy is the share of test questions whose greedy answer (at most "
+                  f"{g.get('max_new_tokens')} new tokens) the `{results['weak'].get('checker', g.get('checker'))}` "
+                  "checker accepts against the reference (exact match after normalisation); there is no AUROC."]
     lines += _data_lines(results.get("data", {}))
     if results.get("oracle_selection"):
         lines += ["**Oracle model selection.** Checkpoints were selected on ground-truth labels of a held-out "
                   "slice (`early_stopping.select_on: gold`). No weak-to-strong setting has those labels: treat "
                   "the transfer numbers below as an upper bound, not a result.", ""]
-    lines += [
-        "| model | accuracy (%) | AUROC (%) | PGR (accuracy) | PGR (AUROC) |",
-        "|---|---|---|---|---|",
-    ]
+    kinds = kinds_of(results)
+    lines += _header(kinds)
     for name, r in _rows(results):
         pgr = r.get("pgr")
-        pa = _fmt(pgr["accuracy"], pct=False) + _std(pgr["accuracy"], 1) if pgr else "—"
-        pu = _fmt(pgr["auroc"], pct=False) + _std(pgr["auroc"], 1) if pgr else "—"
         few = r.get("seeds")
         if few is not None and len(seeds) > 1 and len(few) < len(seeds):
             name += f" (seed{'s' if len(few) > 1 else ''} {', '.join(map(str, few))} only)"
-        lines.append(f"| {name} | {_fmt(r['accuracy'])}{_std(r['accuracy'], 100)} | "
-                     f"{_fmt(r['auroc'])}{_std(r['auroc'], 100)} | {pa} | {pu} |")
+        cells = ([f"{_fmt(r[k])}{_std(r[k], 100)}" for k in kinds]
+                 + [_fmt(pgr[k], pct=False) + _std(pgr[k], 1) if pgr else "—" for k in kinds])
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += _shifted_section(results)
     lines += _per_seed_section(results)
     lines += [
@@ -279,7 +301,7 @@ def markdown(results: dict, images: list[str]) -> str:
         "",
     ]
     for key, r in results["methods"].items():
-        for kind in ("accuracy", "auroc"):
+        for kind in kinds:
             p = r["pgr"][kind]
             if p.get("value") is None and p.get("reason"):
                 lines.append(f"- PGR ({kind}) of `{key}` undefined: {p['reason']}.")

@@ -40,19 +40,30 @@ def method_context(job: Job, inp: SeedInputs, task) -> MethodContext:
         model = models.load_causal_lm(path, r.strong if spec == r.strong.model else None)
         return Prompter(model, tokenizer, template, verbalizers, job.accelerator, **batching)
 
+    def generator(spec):
+        path = models.resolve(spec)
+        if not models.is_causal(path):
+            raise UserError(f"{spec!r} is not a causal language model; generating answers needs one",
+                            "use a causal strong model (or set the method's `refiner` to one)")
+        tokenizer = models.load_tokenizer(path)
+        model = models.load_causal_lm(path, r.strong if spec == r.strong.model else None)
+        return lambda prompts, desc: task.generate(model, tokenizer, prompts, job.accelerator, desc=desc)
+
     return MethodContext(
         seed=inp.seed, splits={s: inp.examples(s) for s in SPLITS},
         weak_labels=inp.weak_soft_labels(), weak_train_probs=inp.weak_train_probs(),
         weak_test_probs=inp.weak_test_probs(), strong=r.strong,
         features=lambda splits: inp.features(r.strong, splits), fit_weak=fit_weak, prompter=prompter,
-        default_prompt=dataset_prompt(r.data.name), task=r.task)
+        default_prompt=dataset_prompt(r.data.name), task=r.task,
+        gen=task if r.task == "generation" else None, generator=generator)
 
 
 def run(job: Job) -> dict:
     r, out, m, inp = job.recipe, job.folder, job.method, job.inputs()
-    task = tasks.get(r.task)
+    task = tasks.of(r)
     labels = METHODS[m.name].build_labels(m, method_context(job, inp, task))
-    targets = task.harden(labels.targets) if m.hard else np.asarray(labels.targets, dtype=np.float32)
+    targets = task.harden(labels.targets) if m.hard or r.task == "generation" else np.asarray(labels.targets,
+                                                                                               dtype=np.float32)
     gold = inp.labels("transfer")
     label_acc = task.accuracy(targets, gold)  # diagnostics only: B's gold never trains the student
     if job.is_main:

@@ -9,7 +9,7 @@ from pipeline.tasks.base import Fit
 
 def run(job: Job) -> dict:
     r, out, inp = job.recipe, job.folder, job.inputs()
-    task = tasks.get(r.task)
+    task = tasks.of(r)
     gold = task.gold_targets(inp.labels("train_weak"))
     predict = dict.fromkeys(["transfer", *inp.scored(), "train_weak"])
     probs, info = task.fit_and_predict(Fit(r.weak, "train_weak", gold, "weak", out_dir=out), inp, predict)

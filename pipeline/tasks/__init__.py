@@ -9,9 +9,15 @@ pairs, generation) is one new module plus one line here; recipes pick it with `t
 import importlib
 
 # name -> module; imported on first use so that loading a recipe does not import every task's stack
-TASKS = {"classification": "pipeline.tasks.classification", "preference": "pipeline.tasks.preference"}
+TASKS = {"classification": "pipeline.tasks.classification", "preference": "pipeline.tasks.preference",
+         "generation": "pipeline.tasks.generation"}
 
 
 def get(name: str):
     """The task object registered as `name` (a recipe's `task:` is validated against TASKS first)."""
     return importlib.import_module(TASKS[name]).TASK
+
+
+def of(recipe):
+    """The recipe's task, configured by it (a generation task's prompt format, checker and decoding)."""
+    return get(recipe.task).configure(recipe)

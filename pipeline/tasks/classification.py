@@ -19,6 +19,10 @@ class Classification:
     name = "classification"
     num_labels = 2  # outputs of the model's head: class logits
 
+    def configure(self, recipe) -> "Classification":
+        """The task as a recipe runs it (nothing to configure: the settings are the models')."""
+        return self
+
     # ---------------------------------------------------------------- data
     def load(self, data_cfg) -> data.Source:
         """Every usable example, with labels and a description (every user mistake a UserError)."""
@@ -47,6 +51,14 @@ class Classification:
     def save_labels(self, target: Path, split, targets: np.ndarray) -> None:
         """A split's training labels as a `datasets` folder (id, text, gold, soft and hard label)."""
         rundir.save_labels(target, split.ids, split.texts, split.labels, targets)
+
+    def read_labels(self, folder: Path) -> np.ndarray:
+        """A labels folder (`save_labels`) as class probabilities [n, 2]."""
+        return rundir.read_soft_labels(folder)
+
+    def read_outputs(self, path: Path) -> np.ndarray:
+        """A predictions file as class probabilities [n, 2] (what methods see of a model's outputs)."""
+        return rundir.read_probs(path)
 
     # ---------------------------------------------------------------- models
     def fit_and_predict(self, fit: Fit, inputs, predict: dict[str, Optional[np.ndarray]]

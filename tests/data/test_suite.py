@@ -8,6 +8,7 @@ import re
 import pytest
 from suite_fixtures import ANSWERS, fixture_rows, write_local_copy
 
+from pipeline.answers import check
 from pipeline.suite import PARQUET_BRANCH, SUITE, SuiteDataset, load_kwargs
 
 NAMES = sorted(SUITE)
@@ -50,7 +51,8 @@ def test_registry_size_and_keys():
 @pytest.mark.parametrize("name", NAMES)
 def test_entry_fields(name):
     e = SUITE[name]
-    assert e.task in ("classification", "preference")
+    assert e.task in ("classification", "preference", "generation")
+    assert (e.checker is not None) == (e.task == "generation")
     assert re.fullmatch(r"[0-9a-f]{40}", e.revision) or e.revision == "refs/convert/parquet"
     assert re.fullmatch(r"[\w.-]+/[\w.-]+", e.hub_id)
     assert e.config is None or (isinstance(e.config, str) and e.config)
@@ -101,6 +103,10 @@ def test_formatter_shapes_and_both_labels(name):
                 assert isinstance(ex["text"], str) and ex["text"].strip()
                 assert ex["label"] in (0, 1) and type(ex["label"]) is int
                 labels.append(ex["label"])
+            elif e.task == "generation":
+                assert set(ex) == {"text", "label"}
+                assert all(isinstance(ex[k], str) and ex[k].strip() for k in ex)
+                assert check(e.checker, [ex["label"]], [ex["label"]]) == [True]  # its checker reads the answer
             else:
                 assert set(ex) == {"prompt", "chosen", "rejected"}
                 assert all(isinstance(ex[k], str) and ex[k].strip() for k in ex)
