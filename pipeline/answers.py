@@ -11,7 +11,8 @@ period, thousands separators) does not decide correctness:
   number after `####` if the model wrote one, else its last number.
 - `boxed`: MATH's final `\\boxed{...}` of each text (nested braces handled), then `exact` on the inside.
 
-Torch-free; register a new checker by adding a function to CHECKERS.
+Torch-free; register a new checker with `@register("name")` on a function (generated, reference) -> bool
+(its docstring is what `w2s tasks` shows); a recipe then picks it with `generation.checker: name`.
 """
 
 import re
@@ -72,15 +73,18 @@ def last_boxed(text: str) -> Optional[str]:
 
 
 def exact(generated: str, reference: str) -> bool:
+    """normalised exact match: whitespace collapsed, case folded, surrounding punctuation stripped"""
     return normalise(generated) == normalise(reference)
 
 
 def number(generated: str, reference: str) -> bool:
+    """the final number of each text (after `####` when there is one), compared numerically"""
     a, b = gsm8k_answer(generated), gsm8k_answer(reference)
     return a is not None and b is not None and abs(a - b) <= 1e-6 * max(1.0, abs(b))
 
 
 def boxed(generated: str, reference: str) -> bool:
+    """MATH: the last \\boxed{...} of each text (a bare reference as it is), then normalised exact match"""
     a, b = last_boxed(generated), last_boxed(reference)
     b = reference if b is None else b  # a reference may be the bare final answer
     return a is not None and normalise(a.replace(" ", "")) == normalise(b.replace(" ", ""))
@@ -88,6 +92,14 @@ def boxed(generated: str, reference: str) -> bool:
 
 CHECKERS: dict[str, Callable[[str, str], bool]] = {"exact": exact, "number": number, "gsm8k": number,
                                                     "boxed": boxed}
+
+
+def register(name: str):
+    """Decorator adding a checker (generated, reference) -> bool to CHECKERS under `name`."""
+    def add(fn: Callable[[str, str], bool]):
+        CHECKERS[name] = fn
+        return fn
+    return add
 
 
 def check(name: str, generated: list[str], references: list[str]) -> list[bool]:

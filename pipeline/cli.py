@@ -335,8 +335,13 @@ def _cmd_tasks(a) -> int:
 
     from pipeline import tasks
 
+    from pipeline.answers import CHECKERS
+
     for name, module in tasks.TASKS.items():
         print(f"{name:14s} {_summary(importlib.import_module(module).__doc__)}")
+    print("\nanswer checkers of the generation task (generation.checker; default: the dataset's, else exact):")
+    for name, fn in CHECKERS.items():
+        print(f"  {name:12s} {_summary(fn.__doc__)}")
     return 0
 
 

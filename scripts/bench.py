@@ -5,6 +5,7 @@ hyper-parameters for both loops.
     python scripts/bench.py                      # MiniLM, 512 multiemo examples, max_length 64
     python scripts/bench.py --model mpnet --n 128
     python scripts/bench.py --generation         # greedy decoding tokens/s, batched vs one at a time
+    python scripts/bench.py --sft                # answer-only SFT of a causal LM: ours vs Trainer, examples/s
 """
 
 import argparse
@@ -123,6 +124,60 @@ def bench_generation(args) -> dict:
             "speedup": single_s / batched_s, "answers_agree": sum(a == b for a, b in zip(batched, single))}
 
 
+def sft_data(n: int) -> tuple[list[str], list[str]]:
+    """n arithmetic (prompt, answer) pairs as the generation task formats them."""
+    from pipeline.config.schema import DataConfig
+    from pipeline.data import load_examples
+
+    questions, answers, _ = load_examples(DataConfig(name="arithmetic"), "generation")
+    idx = np.random.default_rng(0).permutation(len(questions))[:n]
+    return [f"Question: {questions[i]}\nAnswer:" for i in idx], [f" {answers[i]}" for i in idx]
+
+
+def bench_sft(args) -> dict:
+    """Supervised fine-tuning examples/s, loss on answer tokens only: `finetune_lm` vs `transformers.Trainer`
+    on the same tokenised examples (our `encode`: same tokens, same label mask), model, optimiser settings."""
+    import datasets
+    from accelerate import Accelerator
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+    from pipeline import models
+    from pipeline.config.schema import TrainConfig
+    from pipeline.train.sft import encode, finetune_lm
+
+    path = models.resolve(args.gen_model)
+    prompts, answers = sft_data(args.n)
+    group = not args.no_group
+    cfg = TrainConfig(epochs=args.epochs, lr=1e-4, batch_size=args.batch_size, warmup_ratio=0.1, schedule="linear",
+                      weight_decay=0.01, group_by_length=group)
+    torch.manual_seed(0)
+    tok = models.load_tokenizer(path)
+    start = time.perf_counter()
+    ours = finetune_lm(models.load_causal_lm(path), tok, prompts, answers, cfg, args.max_length, Accelerator(), 0)
+    ours_s = time.perf_counter() - start
+    torch.manual_seed(0)
+    tok = models.load_tokenizer(path)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    items = [encode(tok, p, a, args.max_length) for p, a in zip(prompts, answers)]
+    ds = datasets.Dataset.from_list(items)
+    with tempfile.TemporaryDirectory() as tmp:
+        targs = TrainingArguments(output_dir=tmp, per_device_train_batch_size=args.batch_size,
+                                  num_train_epochs=args.epochs, learning_rate=1e-4, warmup_steps=0.1,
+                                  lr_scheduler_type="linear", weight_decay=0.01, report_to=[], save_strategy="no",
+                                  logging_strategy="no", disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
+                                  dataloader_num_workers=0, group_by_length=group)
+        trainer = Trainer(model=models.load_causal_lm(path), args=targs, train_dataset=ds,
+                          data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100))
+        start = time.perf_counter()
+        trainer.train()
+        theirs_s = time.perf_counter() - start
+    n = len(prompts) * args.epochs
+    return {"model": args.gen_model, "examples": len(prompts), "epochs": args.epochs, "batch_size": args.batch_size,
+            "ours_examples_per_s": n / ours_s, "trainer_examples_per_s": n / theirs_s,
+            "ratio_ours_over_trainer": theirs_s / ours_s, "ours_final_loss": ours["final_loss"]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="minilm", help="alias, folder or hub id")
@@ -135,6 +190,8 @@ def main() -> None:
     p.add_argument("--json", help="also write the numbers to this file")
     p.add_argument("--generation", action="store_true",
                    help="instead: greedy generation tokens/s, batched vs one prompt at a time")
+    p.add_argument("--sft", action="store_true",
+                   help="instead: answer-only SFT of --gen-model on --n arithmetic examples, ours vs Trainer")
     p.add_argument("--gen-model", default="smollm2-135m")
     p.add_argument("--gen-n", type=int, default=64, help="prompts (generation)")
     p.add_argument("--gen-batch", type=int, default=32)
@@ -148,6 +205,12 @@ def main() -> None:
               f"one at a time {g['single_tokens_per_s']:.1f} tok/s, "
               f"{g['speedup']:.1f}x; {g['answers_agree']}/{g['prompts']} answers identical")
         return _save(args.json, g)
+    if args.sft:
+        s = bench_sft(args)
+        print(f"SFT {s['model']}, {s['examples']} examples x {s['epochs']} epoch(s), batch {s['batch_size']}: "
+              f"ours {s['ours_examples_per_s']:.2f} ex/s, Trainer {s['trainer_examples_per_s']:.2f} ex/s, "
+              f"ratio ours/Trainer {s['ratio_ours_over_trainer']:.2f}x")
+        return _save(args.json, s)
     from pipeline import models
 
     path = models.resolve(args.model)

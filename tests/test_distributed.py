@@ -210,3 +210,31 @@ def test_fsdp_on_two_cpu_ranks_trains_every_shard_and_matches_one_process(tiny_m
             assert r0["saved_keys"] == r0["trainable_keys"] and all("lora_" in k or "modules_to_save" in k
                                                                    for k in r0["saved_keys"])
             assert r0["saved_max_diff_vs_one_process"] < 1e-5
+
+
+def test_two_processes_answer_a_generation_run_as_one_does(tiny_models, tmp_path, capsys):
+    """A generation run (answer-only SFT, batched greedy answers sharded over ranks, refinement and
+    selective routing) on 2 gloo ranks writes the 1-process run's answers, labels and scores."""
+    import datasets
+    from test_generation import _generation_recipe
+
+    recipe = _generation_recipe(tmp_path, tiny_models, """
+  - name: naive
+  - {name: refine, refinement_batch: 3, curve_shots: [2], curve_n: 9, prompt_only_n: 9}
+  - {name: selective, shots: 2, weak_folds: 2, min_routed: 2}""")
+    assert main(["run", str(recipe), "--no-progress", f"output_dir={tmp_path / 'one'}"]) == 0
+    capsys.readouterr()
+    proc = _launch(recipe, 2, tmp_path / "two")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    one, two = tmp_path / "one" / "gen", tmp_path / "two" / "gen"
+    assert json.loads((two / "env.json").read_text())["num_processes"] == 2
+    for stage in ("seed0/weak", "seed0/ceiling", "seed0/transfer/naive", "seed0/transfer/refine",
+                  "seed0/transfer/selective"):
+        assert _rows(one / stage / "predictions.jsonl") == _rows(two / stage / "predictions.jsonl"), stage
+    for stage in ("seed0/weak", "seed0/transfer/refine", "seed0/transfer/selective"):
+        a, b = (datasets.load_from_disk(str(d / stage / "labels")).to_dict() for d in (one, two))
+        assert a == b, stage
+    r1, r2 = (json.loads((d / "results.json").read_text()) for d in (one, two))
+    assert r1["methods"]["refine"]["diagnostics"] == r2["methods"]["refine"]["diagnostics"]
+    for key in ("naive", "refine", "selective"):
+        assert r1["methods"][key]["accuracy"] == r2["methods"][key]["accuracy"], key

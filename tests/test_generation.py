@@ -332,3 +332,24 @@ def test_generation_recipe_errors_name_the_key(tmp_path, tiny_models, capsys):
     enc = _generation_recipe(tmp_path, {"decoder": tiny_models["encoder"]}, "[{name: naive}]")
     assert main(["validate", str(enc)]) == 2
     assert "is an encoder; a generation task fine-tunes a causal language model" in capsys.readouterr().err
+
+
+def test_a_registered_checker_is_listed_and_usable(capsys):
+    from pipeline import answers
+    from pipeline.cli import main
+    from pipeline.tasks.generation import Generation
+
+    @answers.register("first_word_test")
+    def first_word(generated: str, reference: str) -> bool:
+        """the first word of each text, case folded"""
+        return generated.split()[:1] == reference.lower().split()[:1]
+
+    try:
+        assert Generation(checker="first_word_test").correct(["paris is", "lyon"], ["paris, France", "paris"]).tolist() \
+            == [False, False]
+        assert Generation(checker="first_word_test").correct(["paris is"], ["Paris"]).tolist() == [True]
+        assert main(["tasks"]) == 0
+        out = capsys.readouterr().out
+        assert "first_word_test" in out and "the first word of each text" in out and "generation" in out
+    finally:
+        del answers.CHECKERS["first_word_test"]
