@@ -166,7 +166,8 @@ def bench_sft(args) -> dict:
                                   num_train_epochs=args.epochs, learning_rate=1e-4, warmup_steps=0.1,
                                   lr_scheduler_type="linear", weight_decay=0.01, report_to=[], save_strategy="no",
                                   logging_strategy="no", disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
-                                  dataloader_num_workers=0, group_by_length=group)
+                                  dataloader_num_workers=0,
+                                  train_sampling_strategy="group_by_length" if group else "random")
         trainer = Trainer(model=models.load_causal_lm(path), args=targs, train_dataset=ds,
                           data_collator=DataCollatorForSeq2Seq(tok, padding=True, label_pad_token_id=-100))
         start = time.perf_counter()
