@@ -29,24 +29,23 @@ def method_context(job: Job, inp: SeedInputs, task) -> MethodContext:
         fit = Fit(r.weak, "train_weak", task.gold_targets(gold[train_rows]), desc, rows=train_rows)
         return task.fit_and_predict(fit, inp, {"train_weak": predict_rows})[0]["train_weak"]
 
+    def causal(spec, need):
+        """(model, tokenizer) of a causal model spec (the strong model's dtype and attention settings when it
+        is the strong model), or a UserError saying what `need`s one."""
+        path = models.resolve(spec)
+        if not models.is_causal(path):
+            raise UserError(f"{spec!r} is not a causal language model; {need} needs one",
+                            "use a causal strong model (or set the method's `refiner` to one)")
+        return models.load_causal_lm(path, r.strong if spec == r.strong.model else None), models.load_tokenizer(path)
+
     def prompter(spec, template, verbalizers, **batching):
         from pipeline.prompting import Prompter  # torch: only where a model runs
 
-        path = models.resolve(spec)
-        if not models.is_causal(path):
-            raise UserError(f"{spec!r} is not a causal language model; prompting needs one",
-                            "set the method's `refiner` (or use a causal strong model)")
-        tokenizer = models.load_tokenizer(path)
-        model = models.load_causal_lm(path, r.strong if spec == r.strong.model else None)
+        model, tokenizer = causal(spec, "prompting")
         return Prompter(model, tokenizer, template, verbalizers, job.accelerator, **batching)
 
     def generator(spec):
-        path = models.resolve(spec)
-        if not models.is_causal(path):
-            raise UserError(f"{spec!r} is not a causal language model; generating answers needs one",
-                            "use a causal strong model (or set the method's `refiner` to one)")
-        tokenizer = models.load_tokenizer(path)
-        model = models.load_causal_lm(path, r.strong if spec == r.strong.model else None)
+        model, tokenizer = causal(spec, "generating answers")
         return lambda prompts, desc: task.generate(model, tokenizer, prompts, job.accelerator, desc=desc)
 
     return MethodContext(
