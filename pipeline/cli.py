@@ -334,7 +334,6 @@ def _cmd_tasks(a) -> int:
     import importlib
 
     from pipeline import tasks
-
     from pipeline.answers import CHECKERS
 
     for name, module in tasks.TASKS.items():

@@ -345,9 +345,9 @@ def test_a_registered_checker_is_listed_and_usable(capsys):
         return generated.split()[:1] == reference.lower().split()[:1]
 
     try:
-        assert Generation(checker="first_word_test").correct(["paris is", "lyon"], ["paris, France", "paris"]).tolist() \
-            == [False, False]
-        assert Generation(checker="first_word_test").correct(["paris is"], ["Paris"]).tolist() == [True]
+        gen = Generation(checker="first_word_test")
+        assert gen.correct(["paris is", "lyon"], ["paris, France", "paris"]).tolist() == [False, False]
+        assert gen.correct(["paris is"], ["Paris"]).tolist() == [True]
         assert main(["tasks"]) == 0
         out = capsys.readouterr().out
         assert "first_word_test" in out and "the first word of each text" in out and "generation" in out

@@ -119,3 +119,58 @@ def test_method_on_a_subset_of_seeds_is_compared_with_the_same_seeds():
     assert out["pgr"]["t"]["accuracy"]["value"] == pytest.approx(alone["pgr"]["t"]["accuracy"]["value"])
     with pytest.raises(ValueError, match="every seed"):
         evaluate_seeds({0: per_seed[0], 1: (y, {"weak": per_seed[1][1]["weak"]})}, "weak", "ceiling", n_boot=100)
+
+
+def test_paired_comparison_with_itself_is_exactly_zero_and_respects_seed_subsets():
+    from pipeline.metrics import evaluate_seeds
+
+    rng = np.random.default_rng(3)
+    per_seed = {}
+    for s in (0, 1, 2):
+        y = rng.integers(0, 2, 300)
+        probs = {name: _scores(y, k, rng) for name, k in (("weak", 0.2), ("ceiling", 0.8), ("naive", 0.4))}
+        probs["same"] = probs["naive"].copy()
+        probs["better"] = _scores(y, 0.7, rng)
+        if s != 1:
+            probs["few"] = _scores(y, 0.6, rng)
+        per_seed[s] = (y, probs)
+    out = evaluate_seeds(per_seed, "weak", "ceiling", n_boot=300, baseline="naive")
+    vs = out["vs_baseline"]
+    assert out["baseline"] == "naive" and set(vs) == {"same", "better", "few"}
+    for kind in ("accuracy", "auroc", "pgr_accuracy", "pgr_auroc"):
+        assert vs["same"][kind]["value"] == 0 and vs["same"][kind]["ci95"] == [0.0, 0.0], kind
+    assert vs["same"]["verdict"] == "unclear" and vs["better"]["verdict"] == "better"
+    assert vs["better"]["accuracy"]["better_on_seeds"] == 3
+    acc = {k: out["models"][k]["accuracy"]["value"] for k in ("naive", "better")}
+    assert vs["better"]["accuracy"]["value"] == pytest.approx(acc["better"] - acc["naive"])
+    # a method on seeds 0 and 2 only is compared with naive on those seeds
+    few = vs["few"]
+    assert few["seeds"] == [0, 2]
+    naive_02 = np.mean([out["models"]["naive"]["accuracy"]["per_seed"][i] for i in (0, 2)])
+    assert few["accuracy"]["value"] == pytest.approx(out["models"]["few"]["accuracy"]["value"] - naive_02)
+    assert evaluate_seeds(per_seed, "weak", "ceiling", n_boot=100).get("vs_baseline") is None
+
+
+def test_paired_interval_covers_the_true_difference_and_is_narrower_than_unpaired():
+    """Correlated correctness (both methods get the easy examples right): the true accuracy difference is
+    -0.05; the paired 95% interval should cover it about 95% of the time, and be far narrower than
+    treating the two accuracies as independent."""
+    from pipeline.metrics import evaluate_seeds
+
+    rng = np.random.default_rng(0)
+    covered, ratios = 0, []
+    reps, n = 200, 300
+    for r in range(reps):
+        u, v, w = rng.random(n), rng.random(n), rng.random(n)
+        a = u < 0.8
+        b = (u < 0.7) | ((u >= 0.7) & (v < 0.5))  # P(b) = 0.85, P(a) = 0.8
+        probs = {"weak": (w < 0.6).astype(float), "ceiling": (w < 0.95).astype(float),
+                 "naive": b.astype(float), "m": a.astype(float)}
+        out = evaluate_seeds({0: (np.ones(n, dtype=int), probs)}, "weak", "ceiling", n_boot=400, seed=r,
+                             kinds=("accuracy",), baseline="naive")
+        lo, hi = out["vs_baseline"]["m"]["accuracy"]["ci95"]
+        covered += lo <= -0.05 <= hi
+        wa, wb = (np.diff(out["models"][k]["accuracy"]["ci95"])[0] for k in ("m", "naive"))
+        ratios.append((hi - lo) / np.hypot(wa, wb))
+    assert 0.89 <= covered / reps <= 0.99
+    assert np.median(ratios) < 0.75

@@ -49,6 +49,13 @@ def test_end_to_end_then_cached_then_resumed(tiny_recipe, capsys):
         assert os.path.exists(os.path.join(run_dir, f)), f
     report = open(os.path.join(run_dir, "report.md")).read()
     assert "How to read PGR" in report and "naive_hard" in report
+    # every method against naive, paired: in results.json and as a report section
+    assert res["baseline"] == "naive" and "vs_baseline" not in res["methods"]["naive"]
+    hard = res["methods"]["naive_hard"]["vs_baseline"]
+    assert hard["accuracy"]["value"] == pytest.approx(res["methods"]["naive_hard"]["accuracy"]["value"]
+                                                     - res["methods"]["naive"]["accuracy"]["value"])
+    assert hard["verdict"] in ("better", "worse", "unclear")
+    assert "### Against `naive`, paired (test)" in report and "- Better than `naive`" in report
     preds = open(os.path.join(run_dir, "seed0/ceiling/predictions.jsonl")).read().splitlines()
     assert len(preds) == 60
     capsys.readouterr()

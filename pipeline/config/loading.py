@@ -363,6 +363,11 @@ def validate_values(r: Recipe, given: set[str] = frozenset()) -> list[str]:
                           "newton (plain cross-entropy only); set strong.head.solver: auto or adamw")
     if r.task == "generation":
         errors += _generation_errors(r, roles)
+    if r.evaluate.baseline is not None and r.evaluate.baseline not in seen:
+        hint = difflib.get_close_matches(r.evaluate.baseline, list(seen), n=1)
+        errors.append(f"evaluate.baseline: {r.evaluate.baseline!r} is not a method of this recipe"
+                      + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                      + f"; its methods: {', '.join(sorted(seen)) or 'none'}")
     if r.evaluate.bootstrap < 100:
         errors.append(f"evaluate.bootstrap: use at least 100 resamples, got {r.evaluate.bootstrap}")
     if not 0.5 < r.evaluate.ci < 1:

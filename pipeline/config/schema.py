@@ -233,6 +233,9 @@ class EvalConfig:
                            default=1000)
     ci: float = help_field("confidence level of the intervals", default=0.95)
     seed: int = help_field("seed of the bootstrap resampling", default=0)
+    baseline: Optional[str] = help_field(
+        "method key every other method is compared with, paired (same seeds and test examples): Δ accuracy, "
+        "Δ AUROC, Δ PGR with intervals; default: naive when the recipe runs it", default=None)
 
 
 @dataclass

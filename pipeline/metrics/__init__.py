@@ -40,7 +40,7 @@ def _interval(b: np.ndarray, ci: float) -> list[float]:
 
 
 def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
-                   shared_test: bool = True, kinds: tuple = KINDS) -> dict:
+                   shared_test: bool = True, kinds: tuple = KINDS, baseline: str | None = None) -> dict:
     """Point values and CIs of every model, and PGR of every other model, pooled over training seeds.
 
     per_seed: {training seed: (gold labels y, {model name: P(class 1)})}. Weak and ceiling must be present
@@ -49,6 +49,7 @@ def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, 
     PGR is undefined (None + reason) unless the pooled ceiling - weak gap's CI excludes 0 in the
     ceiling's favour. With one seed this is exactly the paired bootstrap over test examples.
     `kinds`: the metrics computed (a generation task's exact-match accuracy has no AUROC).
+    `baseline`: a model every other method is compared with, paired (`vs_baseline`, see `_paired`).
     """
     seeds = sorted(per_seed)
     rng = np.random.default_rng(seed)
@@ -128,7 +129,39 @@ def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, 
                 entry["value"] = float((t - w) / (c - w))
                 entry["ci95"] = _interval(pgr_b, ci)
             out["pgr"][name][kind] = entry
+    if baseline is not None and baseline in names:
+        out["baseline"] = baseline
+        out["vs_baseline"] = {name: _paired(name, baseline, [s for s in seeds_of[name] if s in seeds_of[baseline]],
+                                            kinds, pooled, points, weak, ceiling, ci)
+                              for name in names if name not in (weak, ceiling, baseline)}
     return out
+
+
+def _paired(name: str, baseline: str, subset: list, kinds: tuple, pooled, points: dict, weak: str, ceiling: str,
+            ci: float) -> dict:
+    """`name` minus `baseline` on the seeds both ran: the difference of their pooled metrics and of their
+    PGRs, each resample drawing the same seeds and the same test examples for both (so a model compared
+    with itself gets exactly [0, 0]). ΔPGR = Δ / (ceiling - weak), undefined like PGR when that gap is
+    within noise. `verdict`: better / worse when the accuracy interval excludes 0, else unclear."""
+    subset = tuple(subset)
+    entry = {"baseline": baseline, "seeds": list(subset)}
+    if not subset:
+        return {**entry, "verdict": "no shared seed"}
+    for kind in kinds:
+        (t, tb), (b, bb) = pooled(name, kind, subset), pooled(baseline, kind, subset)
+        (w, wb), (c, cb) = pooled(weak, kind, subset), pooled(ceiling, kind, subset)
+        per = [points[name, s, kind] - points[baseline, s, kind] for s in subset]
+        entry[kind] = {"value": t - b, "ci95": _interval(tb - bb, ci), "per_seed": per,
+                       "better_on_seeds": int(sum(v > 0 for v in per)), "worse_on_seeds": int(sum(v < 0 for v in per))}
+        gap_ci = _interval(cb - wb, ci)
+        if gap_ci[0] <= 0:
+            entry[f"pgr_{kind}"] = {"value": None, "ci95": None, "reason": undefined_reason(kind, c - w, gap_ci, ci)}
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                entry[f"pgr_{kind}"] = {"value": float((t - b) / (c - w)), "ci95": _interval((tb - bb) / (cb - wb), ci)}
+    lo, hi = entry[kinds[0]]["ci95"]
+    entry["verdict"] = "better" if lo > 0 else "worse" if hi < 0 else "unclear"
+    return entry
 
 
 def undefined_reason(kind: str, gap: float, gap_ci, ci: float) -> str:

@@ -25,6 +25,12 @@ def _per_seed(r, run_dir, task, split: str) -> dict:
     return per_seed
 
 
+def baseline(r) -> str | None:
+    """The method every other one is compared with, paired: `evaluate.baseline`, else naive when it ran."""
+    keys = [m.key for m in r.methods]
+    return r.evaluate.baseline or ("naive" if "naive" in keys else None)
+
+
 def _summary(result: dict, seeds: int, what: str) -> str:
     parts = [f"{k} {v['accuracy']['value']:.3f}" for k, v in result["models"].items()]
     pgrs = [f"{k} {v['accuracy']['value']:.2f}" if v["accuracy"]["value"] is not None else f"{k} undefined"
@@ -37,11 +43,12 @@ def run(job: Job) -> dict:
     r, run_dir = job.recipe, job.run
     task = tasks.of(r)
     shared = not r.data.vary_split
-    result = task.evaluate(_per_seed(r, run_dir, task, "test"), r.evaluate, shared_test=shared)
+    base = baseline(r)
+    result = task.evaluate(_per_seed(r, run_dir, task, "test"), r.evaluate, shared_test=shared, baseline=base)
     result["summary"] = _summary(result, len(r.seed_list), "test")
     if r.data.test_ood is not None:
         # the shifted test set: its own accuracy, AUROC and PGR (weak and ceiling scored there too)
-        ood = task.evaluate(_per_seed(r, run_dir, task, "test_ood"), r.evaluate, shared_test=shared)
+        ood = task.evaluate(_per_seed(r, run_dir, task, "test_ood"), r.evaluate, shared_test=shared, baseline=base)
         result["test_ood"] = ood
         result["summary"] += " || " + _summary(ood, len(r.seed_list), "shifted test")
     return result

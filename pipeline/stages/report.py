@@ -95,12 +95,17 @@ def collect(run: RunDir, recipe, timings: dict) -> dict:
         entry = model_entry(m.key, {s_: stage(s_, "transfer", m.key) for s_ in ran},
                             ("method", "label_accuracy", "diagnostics", "head_l2", "loss", "early_stopping"))
         entry["pgr"] = ev["pgr"][m.key]
+        if m.key in ev.get("vs_baseline", {}):
+            entry["vs_baseline"] = ev["vs_baseline"][m.key]
         results["methods"][m.key] = entry
+    if "baseline" in ev:
+        results["baseline"] = ev["baseline"]
     if "test_ood" in ev:
         ood = ev["test_ood"]
         source = results["data"].get("source", {}).get("test_ood_source")
         scores = {k: {m: v[m] for m in KINDS if m in v} for k, v in ood["models"].items()}
-        results["test_ood"] = {"n_test": ood["n_test"], "source": source, "models": scores, "pgr": ood["pgr"]}
+        results["test_ood"] = {"n_test": ood["n_test"], "source": source, "models": scores, "pgr": ood["pgr"],
+                               **({"vs_baseline": ood["vs_baseline"]} if "vs_baseline" in ood else {})}
     theory = run_dir / "theory" / "metrics.json"
     if recipe.theory.enabled and theory.exists():
         results["theory"] = read_json(theory)
@@ -221,6 +226,57 @@ def _data_lines(manifest: dict) -> list[str]:
     return out + [""] if out else []
 
 
+def _delta(e: dict | None, scale: float = 100) -> str:
+    if e is None or e.get("value") is None:
+        return "undefined"
+    lo, hi = e["ci95"]
+    d = 1 if scale == 100 else 2
+    return f"{e['value'] * scale:+.{d}f} [{lo * scale:+.{d}f}, {hi * scale:+.{d}f}]"
+
+
+def _paired_section(results: dict, pairs: dict | None = None, where: str = "test") -> list[str]:
+    """Every method against the baseline, paired: the table and, in words, which beat it."""
+    base = results.get("baseline")
+    pairs = pairs if pairs is not None else {k: v["vs_baseline"] for k, v in results["methods"].items()
+                                             if "vs_baseline" in v}
+    if not base or not pairs:
+        return []
+    kinds = kinds_of(results)
+    seeds = results.get("seeds") or [0]
+    lvl = int(results["ci_level"] * 100)
+    cols = [f"Δ {TITLES[k].replace(' (%)', '')} (points)" for k in kinds] + [
+        f"Δ PGR ({k if k != 'auroc' else 'AUROC'})" for k in kinds]
+    many = len(seeds) > 1
+    lines = ["", f"### Against `{base}`, paired ({where})", "",
+             f"Each method minus `{base}` on the seeds both ran, with {lvl}% intervals from the same bootstrap "
+             "resamples for both (the same " + ("seeds and " if many else "") + "test examples), so the "
+             "noise they share cancels.", "",
+             "| method | " + " | ".join(cols) + (" | better on seeds |" if many else " |"),
+             "|---|" + "---|" * (len(cols) + many)]
+    verdicts = {"better": [], "worse": [], "unclear": []}
+    for key, p in pairs.items():
+        if "seeds" not in p or not p["seeds"]:
+            continue
+        cells = [_delta(p[k]) for k in kinds] + [_delta(p.get(f"pgr_{k}"), 1) for k in kinds]
+        few = len(p["seeds"]) < len(seeds)
+        name = f"{key}" + (f" (seed{'s' if len(p['seeds']) > 1 else ''} {', '.join(map(str, p['seeds']))})"
+                           if few else "")
+        extra = f" | {p[kinds[0]]['better_on_seeds']} of {len(p['seeds'])}" if many else ""
+        lines.append(f"| {name} | " + " | ".join(cells) + extra + " |")
+        verdicts[p["verdict"]].append(f"`{key}`")
+    said = [f"- Better than `{base}` ({kinds[0]} interval above 0): {', '.join(verdicts['better']) or 'none'}.",
+            f"- Worse than `{base}` (interval below 0): {', '.join(verdicts['worse']) or 'none'}."]
+    if verdicts["unclear"]:
+        said.append(f"- No clear difference (interval includes 0): {', '.join(verdicts['unclear'])}.")
+    ranked = [(p[kinds[0]]["value"], k) for k, p in pairs.items() if p.get("seeds")]
+    if ranked:
+        top = max(v for v, _ in ranked)
+        best = ", ".join(f"`{k}`" for v, k in ranked if v == top)
+        said.append(f"- Highest {kinds[0]}: {best} ({top * 100:+.1f} points against `{base}`"
+                    + ("" if top > 0 else f"; no method is above `{base}`") + ").")
+    return lines + [""] + said
+
+
 def _shifted_section(results: dict) -> list[str]:
     ood = results.get("test_ood")
     if not ood:
@@ -289,7 +345,10 @@ def markdown(results: dict, images: list[str]) -> str:
         cells = ([f"{_fmt(r[k])}{_std(r[k], 100)}" for k in kinds]
                  + [_fmt(pgr[k], pct=False) + _std(pgr[k], 1) if pgr else "—" for k in kinds])
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += _paired_section(results)
     lines += _shifted_section(results)
+    if results.get("test_ood", {}).get("vs_baseline"):
+        lines += _paired_section(results, results["test_ood"]["vs_baseline"], "shifted test set")
     lines += _per_seed_section(results)
     lines += [
         "",

@@ -149,13 +149,13 @@ class Classification:
     def read_predictions(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
         return rundir.read_predictions(path)
 
-    def evaluate(self, per_seed: dict, eval_cfg, shared_test: bool) -> dict:
+    def evaluate(self, per_seed: dict, eval_cfg, shared_test: bool, baseline: str | None = None) -> dict:
         """Accuracy, AUROC and PGR of every model with two-level bootstrap intervals: `per_seed` maps a
-        training seed to (gold labels, {model: P(class 1)})."""
+        training seed to (gold labels, {model: P(class 1)}); every method against `baseline`, paired."""
         from pipeline.metrics import evaluate_seeds
 
         return evaluate_seeds(per_seed, "weak", "ceiling", eval_cfg.bootstrap, eval_cfg.ci, eval_cfg.seed,
-                              shared_test=shared_test)
+                              shared_test=shared_test, baseline=baseline)
 
 
 def _pick(rows: list, idx) -> list:

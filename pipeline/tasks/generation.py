@@ -113,7 +113,7 @@ class Generation:
         """The generated answers of a predictions file (what methods see of a model's outputs)."""
         return np.asarray([r["answer"] for r in self._rows(path)], dtype=object)
 
-    def evaluate(self, per_seed: dict, eval_cfg, shared_test: bool) -> dict:
+    def evaluate(self, per_seed: dict, eval_cfg, shared_test: bool, baseline: str | None = None) -> dict:
         """Exact-match accuracy and its PGR with two-level bootstrap intervals: `per_seed` maps a training
         seed to (references, {model: correctness 0/1}); the bootstrap runs on correctness, every model's
         examples resampled together (paired)."""
@@ -121,7 +121,7 @@ class Generation:
 
         as_binary = {s: (np.ones(len(y), dtype=int), probs) for s, (y, probs) in per_seed.items()}
         return evaluate_seeds(as_binary, "weak", "ceiling", eval_cfg.bootstrap, eval_cfg.ci, eval_cfg.seed,
-                              shared_test=shared_test, kinds=("accuracy",))
+                              shared_test=shared_test, kinds=("accuracy",), baseline=baseline)
 
     # ---------------------------------------------------------------- models
     def generate(self, model, tokenizer, prompts: list[str], accelerator, desc: str = "generate") -> list[str]:

@@ -102,3 +102,10 @@ def test_keys_have_help():
     keys = {r[0] for r in rows}
     assert {"data.n_transfer", "weak.train.lr", "strong.mode", "theory.enabled"} <= keys
     assert all(r[3] for r in rows), [r[0] for r in rows if not r[3]]
+
+
+def test_evaluate_baseline_must_name_a_method_of_the_recipe(tmp_path, capsys):
+    p = _write(tmp_path, "data: {name: multiemo}\nmethods: [naive, aux_conf]\nevaluate: {baseline: aux_conff}\n")
+    assert main(["validate", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "evaluate.baseline: 'aux_conff' is not a method of this recipe (did you mean 'aux_conf'?)" in err
