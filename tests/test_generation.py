@@ -320,7 +320,8 @@ def test_generation_run_end_to_end(tmp_path, tiny_models, capsys):
 def test_generation_recipe_errors_name_the_key(tmp_path, tiny_models, capsys):
     from pipeline.cli import main
 
-    bad = _generation_recipe(tmp_path, tiny_models, "[{name: naive}, {name: aux_conf}, {name: graph_smooth}]",
+    bad = _generation_recipe(tmp_path, tiny_models, "[{name: naive, calibrate: temperature}, {name: aux_conf}, "
+                                                    "{name: graph_smooth}]",
                              extra="evaluate: {bootstrap: 200}\n")
     bad.write_text(bad.read_text().replace("mode: full, train: {epochs: 1", "mode: head, train: {epochs: 1")
                    .replace('template: "Review: {prompt} Sentiment:"', "template: 'Q:', checker: exactt"))
@@ -328,6 +329,7 @@ def test_generation_recipe_errors_name_the_key(tmp_path, tiny_models, capsys):
     err = capsys.readouterr().err
     assert "weak.mode: head trains a linear classifier" in err
     assert "aux_conf does not support task 'generation'" in err and "graph_smooth does not support" in err
+    assert "methods[0].calibrate: a generation task's weak labels are answers" in err
     assert "unknown checker 'exactt' (did you mean 'exact'?)" in err and "has no {prompt} placeholder" in err
     enc = _generation_recipe(tmp_path, {"decoder": tiny_models["encoder"]}, "[{name: naive}]")
     assert main(["validate", str(enc)]) == 2

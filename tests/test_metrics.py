@@ -174,3 +174,22 @@ def test_paired_interval_covers_the_true_difference_and_is_narrower_than_unpaire
         ratios.append((hi - lo) / np.hypot(wa, wb))
     assert 0.89 <= covered / reps <= 0.99
     assert np.median(ratios) < 0.75
+
+
+def test_ece_by_hand_and_temperature_scaling_recovers_a_known_temperature():
+    from pipeline.metrics.calibration import ece, fit_temperature, temper
+
+    # two bins used: confidence 0.9 (4 examples, 3 right) and 0.6 (2 examples, both right)
+    p1 = np.array([0.9, 0.9, 0.1, 0.9, 0.6, 0.4])
+    y = np.array([1, 1, 0, 0, 1, 0])
+    probs = np.c_[1 - p1, p1]
+    assert ece(probs, y) == pytest.approx((4 * abs(0.75 - 0.9) + 2 * abs(1.0 - 0.6)) / 6)
+    # labels drawn from calibrated probabilities, shown sharpened by T = 2.5: the fit undoes it
+    rng = np.random.default_rng(0)
+    true = rng.uniform(0.05, 0.95, 20000)
+    labels = (rng.random(20000) < true).astype(int)
+    sharp = temper(np.c_[1 - true, true], 1 / 2.5)
+    t = fit_temperature(sharp, labels)
+    assert t == pytest.approx(2.5, rel=0.06)
+    assert ece(temper(sharp, t), labels) < 0.02 < ece(sharp, labels)
+    assert np.allclose(temper(sharp, 1.0), sharp, atol=1e-5)

@@ -355,6 +355,11 @@ def validate_values(r: Recipe, given: set[str] = frozenset()) -> list[str]:
         if m.name not in METHODS:
             continue  # reported while building
         errors.extend(f"methods[{i}].loss.{e}" for e in m.loss.validate())
+        if m.calibrate != "none" and r.task == "generation":
+            errors.append(f"methods[{i}].calibrate: a generation task's weak labels are answers, not probabilities; "
+                          "remove `calibrate`")
+        if m.calibrate_folds < 2:
+            errors.append(f"methods[{i}].calibrate_folds: must be at least 2, got {m.calibrate_folds}")
         if m.seeds is not None and (not m.seeds or set(m.seeds) - set(seeds)):
             errors.append(f"methods[{i}].seeds: must be a non-empty subset of the recipe's seeds {seeds}, "
                           f"got {m.seeds}")

@@ -189,6 +189,11 @@ class MethodConfig:
                                             default=None)
     hard: bool = help_field("train on the argmax (one-hot) of the method's labels instead of its probabilities",
                             default=False)
+    calibrate: Literal["none", "temperature"] = help_field(
+        "temperature: temperature-scale the weak labels before the method sees them, T fitted on the weak "
+        "model's out-of-sample outputs on A (weak models retrained on `calibrate_folds` folds of A; no B or "
+        "test gold); classification and preference tasks", default="none")
+    calibrate_folds: int = help_field("folds of A for `calibrate: temperature`", default=3)
 
     @property
     def key(self) -> str:

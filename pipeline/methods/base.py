@@ -54,9 +54,30 @@ class MethodContext:
     # generator(model spec) -> answer(prompts, desc) -> greedy answers, the model loaded once
     gen: object = None
     generator: Optional[Callable[[str], Callable[[list[str], str], list[str]]]] = None
+    cache: dict = field(default_factory=dict)  # results shared within one method's run (crossfit_weak_on_a)
 
     def texts(self, split: str) -> list[str]:
         return self.splits[split].texts
 
     def labels(self, split: str) -> np.ndarray:
         return self.splits[split].labels
+
+
+def crossfit_weak_on_a(ctx: MethodContext, folds: int, who: str = "selective") -> np.ndarray:
+    """Out-of-sample weak outputs on A (P(class) [n, 2]; generation: answers): the weak recipe retrained on
+    the other folds of A, per fold. Computed once per context and fold count (weak-label calibration and
+    selective's reference share it)."""
+    if ("crossfit", folds) in ctx.cache:
+        return ctx.cache["crossfit", folds]
+    n = len(ctx.labels("train_weak"))
+    out = None
+    parts = np.array_split(np.random.default_rng(ctx.seed + 2).permutation(n), folds)
+    for k, held in enumerate(parts):
+        fit = np.concatenate([p for j, p in enumerate(parts) if j != k])
+        got = np.asarray(ctx.fit_weak(fit, held, f"{who}: weak fold {k + 1}/{folds}"))
+        if out is None:
+            out = (np.empty(n, dtype=object) if got.dtype == object
+                   else np.zeros((n,) + got.shape[1:], dtype=np.float32))
+        out[held] = got
+    ctx.cache["crossfit", folds] = out
+    return out

@@ -27,7 +27,7 @@ from pipeline.config.schema import HeadConfig, MethodConfig
 from pipeline.data import dataset_prompt, prompt_spec
 from pipeline.errors import UserError
 from pipeline.methods import generative
-from pipeline.methods.base import LabelSet, MethodContext
+from pipeline.methods.base import LabelSet, MethodContext, crossfit_weak_on_a
 from pipeline.methods.graph_smooth import Smoothing, smooth
 from pipeline.plotting import pyplot, save
 
@@ -146,22 +146,6 @@ def prompt_self_labels(cfg: Config, ctx: MethodContext, weak_b_hard: np.ndarray)
     del prompter
     return out["transfer"], out["train_weak"], {"self_labels": f"prompt ({cfg.shots}-shot, weak-labelled "
                                                                f"demonstrations from B, calibrated)"}
-
-
-def crossfit_weak_on_a(ctx: MethodContext, folds: int) -> np.ndarray:
-    """Out-of-sample weak outputs on A (P(class) [n, 2]; generation: answers): the weak recipe retrained on
-    the other folds of A, per fold."""
-    n = len(ctx.labels("train_weak"))
-    out = None
-    parts = np.array_split(np.random.default_rng(ctx.seed + 2).permutation(n), folds)
-    for k, held in enumerate(parts):
-        fit = np.concatenate([p for j, p in enumerate(parts) if j != k])
-        got = np.asarray(ctx.fit_weak(fit, held, f"selective: weak fold {k + 1}/{folds}"))
-        if out is None:
-            out = (np.empty(n, dtype=object) if got.dtype == object
-                   else np.zeros((n,) + got.shape[1:], dtype=np.float32))
-        out[held] = got
-    return out
 
 
 def choose_tau(pik: np.ndarray, self_correct: np.ndarray, weak_correct: np.ndarray, min_routed: int,

@@ -64,7 +64,7 @@ def collect(run: RunDir, recipe, timings: dict) -> dict:
         entry["seeds"] = ev["models"][name].get("seeds", seeds)
         first = stages[entry["seeds"][0]]
         entry.update({k: first[k] for k in keep if k in first})
-        for k in ("transfer_label_accuracy", "label_accuracy"):
+        for k in ("transfer_label_accuracy", "label_accuracy", "transfer_label_ece", "test_ece"):
             vals = [stages[s_][k] for s_ in entry["seeds"] if k in stages[s_]]
             if vals:
                 entry[k] = float(np.mean(vals))
@@ -93,7 +93,14 @@ def collect(run: RunDir, recipe, timings: dict) -> dict:
     for m in recipe.methods:
         ran = ev["models"][m.key].get("seeds", seeds)
         entry = model_entry(m.key, {s_: stage(s_, "transfer", m.key) for s_ in ran},
-                            ("method", "label_accuracy", "diagnostics", "head_l2", "loss", "early_stopping"))
+                            ("method", "label_accuracy", "diagnostics", "head_l2", "loss", "early_stopping",
+                             "weak_label_calibration"))
+        checks = {s_: stage(s_, "transfer", m.key).get("student") for s_ in ran}
+        if all(checks.values()):
+            entry["student"] = {k: float(np.mean([c[k] for c in checks.values()])) for k in
+                                ("agreement_with_labels_B", "test_positive_share", "label_positive_share")}
+            entry["student"]["warnings"] = [f"seed {s_}: {w}" if len(seeds) > 1 else w
+                                            for s_, c in checks.items() for w in c["warnings"]]
         entry["pgr"] = ev["pgr"][m.key]
         if m.key in ev.get("vs_baseline", {}):
             entry["vs_baseline"] = ev["vs_baseline"][m.key]
@@ -331,6 +338,10 @@ def markdown(results: dict, images: list[str]) -> str:
                   f"{g.get('max_new_tokens')} new tokens) the `{results['weak'].get('checker', g.get('checker'))}` "
                   "checker accepts against the reference (exact match after normalisation); there is no AUROC."]
     lines += _data_lines(results.get("data", {}))
+    warned = [(k, w) for k, r in results["methods"].items() for w in (r.get("student") or {}).get("warnings", [])]
+    if warned:
+        lines += ["**Warnings: degenerate students.** Their numbers below are not weak-to-strong results:", ""]
+        lines += [f"- `{k}`: {w}." for k, w in warned] + [""]
     if results.get("oracle_selection"):
         lines += ["**Oracle model selection.** Checkpoints were selected on ground-truth labels of a held-out "
                   "slice (`early_stopping.select_on: gold`). No weak-to-strong setting has those labels: treat "
@@ -375,11 +386,23 @@ def markdown(results: dict, images: list[str]) -> str:
     if q:
         lines.append("- Weak confidence: P(class 1) quantiles 5/25/50/75/95% = "
                      + " / ".join(f"{q[k]:.2f}" for k in sorted(q, key=float)) + ".")
+    if "transfer_label_ece" in w:
+        lines.append(f"- Weak calibration: expected calibration error (15 bins) {w['transfer_label_ece']:.3f} on B, "
+                     f"{w['test_ece']:.3f} on test (0: its confidence matches its accuracy).")
     for key, r in results["methods"].items():
         scalars = {k: v for k, v in (r.get("diagnostics") or {}).items() if not isinstance(v, (list, dict))}
         lines.append(f"- `{key}` ({r.get('method')}, loss {r.get('loss', 'xent')}): trained on labels with accuracy "
                      f"{r.get('label_accuracy', float('nan')) * 100:.1f}% on B"
                      + (f" (diagnostics below: seed {r['seeds'][0]})" if len(seeds) > 1 and scalars else ""))
+        st = r.get("student")
+        if st:
+            lines.append(f"  - student: agrees with its training labels on {st['agreement_with_labels_B']:.1%} of B; "
+                         f"predicts class 1 for {st['test_positive_share']:.1%} of test (its labels: "
+                         f"{st['label_positive_share']:.1%})")
+        cal = r.get("weak_label_calibration")
+        if cal:
+            lines.append(f"  - weak labels temperature-scaled, T = {cal['temperature']:.2f} (fitted out of sample "
+                         f"on A, {cal['folds']} folds): ECE on B {cal['ece_B_before']:.3f} → {cal['ece_B_after']:.3f}")
         es = r.get("early_stopping")
         if es:
             lines.append(f"  - early stopping ({'ORACLE: ground truth' if es.get('oracle') else 'training labels'}): "

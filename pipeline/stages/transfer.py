@@ -8,8 +8,16 @@ from pipeline import models, rundir, tasks
 from pipeline.data import dataset_prompt
 from pipeline.errors import UserError
 from pipeline.methods import METHODS
-from pipeline.methods.base import MethodContext
-from pipeline.stages.base import Job, SeedInputs, Stage, Unit, method_of, ood_accuracy, write_scored
+from pipeline.methods.base import MethodContext, crossfit_weak_on_a
+from pipeline.stages.base import (
+    Job,
+    SeedInputs,
+    Stage,
+    Unit,
+    method_of,
+    ood_accuracy,
+    write_scored,
+)
 from pipeline.tasks.base import Fit
 
 SPLITS = ("train_weak", "transfer", "test")
@@ -57,10 +65,44 @@ def method_context(job: Job, inp: SeedInputs, task) -> MethodContext:
         gen=task if r.task == "generation" else None, generator=generator)
 
 
+def calibrated(ctx: MethodContext, m) -> dict:
+    """`calibrate: temperature`: the weak labels on B (the context's, in place) temperature-scaled by the T
+    that fits the weak model's out-of-sample outputs on A to A's gold; what was done, for the report."""
+    from pipeline.metrics.calibration import ece, fit_temperature, temper
+
+    oos = crossfit_weak_on_a(ctx, m.calibrate_folds, "calibrate")
+    gold_a = ctx.labels("train_weak")
+    t = fit_temperature(oos, gold_a)
+    before, ctx.weak_labels = ctx.weak_labels, temper(ctx.weak_labels, t)
+    gold_b = ctx.labels("transfer")  # reporting only
+    return {"temperature": t, "folds": m.calibrate_folds, "ece_A_out_of_sample_before": ece(oos, gold_a),
+            "ece_A_out_of_sample_after": ece(temper(oos, t), gold_a), "ece_B_before": ece(before, gold_b),
+            "ece_B_after": ece(ctx.weak_labels, gold_b)}
+
+
+def student_checks(task, targets: np.ndarray, probs: dict) -> dict:
+    """Is the student degenerate? Its agreement with its own training labels on B, its class balance on
+    test against its labels', and warnings: a student that ignores (or inverts) its labels, or predicts
+    one class, is not a weak-to-strong result (measured: aux_conf on barely confident labels collapses)."""
+    agree = float((probs["transfer"].argmax(1) == targets.argmax(1)).mean())
+    share, label_share = float(probs["test"].argmax(1).mean()), float(targets.argmax(1).mean())
+    warnings = []
+    if agree < 0.65:
+        warnings.append(f"the student agrees with its own training labels on only {agree:.0%} of B "
+                        f"({'worse than' if agree < 0.5 else 'close to'} chance): it did not learn them")
+    if min(share, 1 - share) < 0.05 and 0.2 <= label_share <= 0.8:
+        warnings.append(f"the student predicts class {int(share > 0.5)} for {max(share, 1 - share):.0%} of the test "
+                        f"set while its labels are {label_share:.0%} class 1: collapsed to one class")
+    return {"agreement_with_labels_B": agree, "test_positive_share": share, "label_positive_share": label_share,
+            "warnings": warnings}
+
+
 def run(job: Job) -> dict:
     r, out, m, inp = job.recipe, job.folder, job.method, job.inputs()
     task = tasks.of(r)
-    labels = METHODS[m.name].build_labels(m, method_context(job, inp, task))
+    ctx = method_context(job, inp, task)
+    calibration = calibrated(ctx, m) if m.calibrate == "temperature" else None
+    labels = METHODS[m.name].build_labels(m, ctx)
     targets = task.harden(labels.targets) if m.hard or r.task == "generation" else np.asarray(labels.targets,
                                                                                                dtype=np.float32)
     gold = inp.labels("transfer")
@@ -68,13 +110,18 @@ def run(job: Job) -> dict:
     if job.is_main:
         task.save_labels(out / "labels", inp.examples("transfer"), targets)
     fit = Fit(r.strong, "transfer", targets, f"transfer/{m.key}", loss=m.loss, out_dir=out)
-    probs, info = task.fit_and_predict(fit, inp, dict.fromkeys(inp.scored()))
+    generative = r.task == "generation"
+    predict = dict.fromkeys(inp.scored() + ([] if generative else ["transfer"]))  # B: the degeneracy checks
+    probs, info = task.fit_and_predict(fit, inp, predict)
     if job.is_main:
         write_scored(task, out, inp, probs, inp.scored())
     acc = task.accuracy(probs["test"], inp.labels("test"))
+    checks = {} if generative else {"student": student_checks(task, targets, probs)}
+    warn = "".join(f"\n  WARNING {m.key}: {w}" for w in checks.get("student", {}).get("warnings", []))
     return {**info, "method": m.name, "model": r.strong.model, "test_accuracy": acc,
             "label_accuracy": label_acc, "diagnostics": labels.diagnostics, **ood_accuracy(task, inp, probs),
-            "summary": f"{m.key}: labels on B acc {label_acc:.3f}, strong test acc {acc:.3f}"}
+            **checks, **({"weak_label_calibration": calibration} if calibration else {}),
+            "summary": f"{m.key}: labels on B acc {label_acc:.3f}, strong test acc {acc:.3f}{warn}"}
 
 
 def key(recipe, unit: Unit) -> list:

@@ -18,7 +18,14 @@ def run(job: Job) -> dict:
         write_scored(task, out, inp, probs, [*inp.scored(), "train_weak"])
     b_acc = task.accuracy(probs["transfer"], inp.labels("transfer"))
     test_acc = task.accuracy(probs["test"], inp.labels("test"))
+    calibration = {}
+    if r.task != "generation":  # how far its confidence is from its accuracy (B's gold: reporting only)
+        from pipeline.metrics.calibration import ece
+
+        calibration = {"transfer_label_ece": ece(probs["transfer"], inp.labels("transfer")),
+                       "test_ece": ece(probs["test"], inp.labels("test"))}
     return {**info, "model": r.weak.model, "test_accuracy": test_acc, "transfer_label_accuracy": b_acc,
+            **calibration,
             **ood_accuracy(task, inp, probs),
             **task.label_stats(probs["transfer"]),
             "summary": f"{r.weak.model} ({r.weak.mode}): test acc {test_acc:.3f}, "
