@@ -45,6 +45,10 @@ class Config(MethodConfig):
     curve_shots: list[int] = field(default_factory=lambda: [0, 1, 2, 4, 8, 16], metadata={
         "help": "demonstration counts of the refinement curve (reporting only; [] skips it)"})
     curve_n: int = field(default=100, metadata={"help": "B examples scored per curve point"})
+    curve_blocks: int = field(default=5, metadata={
+        "help": "classification: the curve's examples are scored in this many demonstration blocks (each its own "
+                "draw of demonstrations and its own per-block calibration), so the curve shows the spread "
+                "over blocks"})
     prompt_only_n: int = field(default=300, metadata={
         "help": "test examples for the prompt-only baseline (refiner + `shots` weak demos, no training; 0 skips)"})
     batch_size: int = field(default=16, metadata={"help": "queries per forward pass"})
@@ -67,7 +71,7 @@ class Config(MethodConfig):
         if self.refinement_batch < 2:
             errors.append(f"refinement_batch: must be at least 2 (a query is never its own demonstration), "
                           f"got {self.refinement_batch}")
-        for key in ("block_size", "batch_size", "max_tokens"):
+        for key in ("block_size", "batch_size", "max_tokens", "curve_blocks"):
             if getattr(self, key) < 1:
                 errors.append(f"{key}: must be at least 1, got {getattr(self, key)}")
         if any(k < 0 for k in self.curve_shots):
@@ -115,8 +119,8 @@ def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
     gold_b = ctx.labels("transfer")  # diagnostics only
     pool = DemoPool(texts_b, weak_hard, cfg.balance_demos)
 
-    def score(queries, pool_idx, k, seed, desc):
-        return prompter.block_log_odds(queries, pool, k, cfg.block_size, seed, pool_idx, desc)
+    def score(queries, pool_idx, k, seed, desc, block_size=cfg.block_size):
+        return prompter.block_log_odds(queries, pool, k, block_size, seed, pool_idx, desc)
 
     def refined(odds, blocks, own_weak):
         rates = {int(b): float(own_weak[blocks == b].mean()) for b in np.unique(blocks)}
@@ -130,12 +134,16 @@ def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
     curve = []
     sub = np.random.default_rng(ctx.seed + 3).permutation(len(texts_b))[:min(cfg.curve_n, len(texts_b))]
     weak_sub = float((weak_hard[sub] == gold_b[sub]).mean())
+    curve_block = max(1, -(-len(sub) // cfg.curve_blocks))  # ceil: at most curve_blocks blocks
     for k in cfg.curve_shots:
-        o, bl, _ = score([texts_b[i] for i in sub], sub, k, ctx.seed + 100 + k, f"refine: curve k={k}")
-        row = {"shots": k, "n": int(len(sub)), "weak_accuracy_same_examples": weak_sub}
+        o, bl, _ = score([texts_b[i] for i in sub], sub, k, ctx.seed + 100 + k, f"refine: curve k={k}", curve_block)
+        row = {"shots": k, "n": int(len(sub)), "blocks": int(len(np.unique(bl))),
+               "weak_accuracy_same_examples": weak_sub}
         for mode in ("none", "prior", "per_block"):
             p = refined(o, bl, weak_hard[sub]) if mode == "per_block" else calibrate(o, mode, rate)
-            row[f"accuracy_{mode}"] = float((p.argmax(1) == gold_b[sub]).mean())
+            right = p.argmax(1) == gold_b[sub]
+            row[f"accuracy_{mode}"] = float(right.mean())
+            row[f"block_accuracy_{mode}"] = [float(right[bl == b].mean()) for b in np.unique(bl)]
         curve.append(row)
 
     prompt_only = None
@@ -228,13 +236,18 @@ def plots(key: str, entry: dict, run_dir) -> list[str]:
         if f"accuracy_{mode}" in curve[0]:
             ax.plot(x, [c[f"accuracy_{mode}"] * 100 for c in curve], marker="o", color=color,
                     label=f"refined labels, calibration: {mode}")
+            spread = [c.get(f"block_accuracy_{mode}") for c in curve]
+            if all(spread) and len(spread[0]) > 1:  # min-max over demonstration blocks
+                ax.fill_between(x, [min(s) * 100 for s in spread], [max(s) * 100 for s in spread], color=color,
+                                alpha=0.12, linewidth=0)
     weak = curve[0].get("weak_accuracy_same_examples", d["weak_label_accuracy"])
     ax.axhline(weak * 100, color="#444444", linestyle=":", label="weak labels (same examples)")
     ax.set_xscale("symlog", base=2, linthresh=1)
     ax.set_xticks(x, [str(v) for v in x])
     ax.set_xlabel("weak-labelled demonstrations in context (k)")
     ax.set_ylabel(f"accuracy on {curve[0]['n']} B examples (%)")
-    ax.set_title(f"{key}: in-context refinement by {d.get('refiner')} (B's gold: reporting only)", fontsize=9)
+    blocks = f", band: min-max over {curve[0]['blocks']} blocks" if curve[0].get("blocks", 1) > 1 else ""
+    ax.set_title(f"{key}: in-context refinement by {d.get('refiner')} (B's gold: reporting only{blocks})", fontsize=9)
     ax.legend(fontsize=7)
     return [save(fig, run_dir, f"refine_{key}.png")]
 
@@ -255,12 +268,19 @@ def report_lines(key: str, entry: dict, results: dict) -> list[str]:
              f"{d['block_size']} queries, calibration `{d['calibration']}`; scoring "
              f"{d['scoring_examples_per_s']:.1f} examples/s ({d['scoring_tokens_per_s']:.0f} tokens/s).",
              "", "| k | " + " | ".join(f"acc. ({m})" for m in modes) + " |", "|---|---|---|---|"]
+    def cell(c, m):
+        spread = c.get(f"block_accuracy_{m}")
+        return f"{c[f'accuracy_{m}'] * 100:.1f}" + (f" ({min(spread) * 100:.0f}–{max(spread) * 100:.0f})"
+                                                    if spread and len(spread) > 1 else "")
     for c in d["refinement_curve"]:
-        lines.append(f"| {c['shots']} | " + " | ".join(f"{c[f'accuracy_{m}'] * 100:.1f}" for m in modes) + " |")
+        lines.append(f"| {c['shots']} | " + " | ".join(cell(c, m) for m in modes) + " |")
     same = d["refinement_curve"][0].get("weak_accuracy_same_examples") if d["refinement_curve"] else None
     lines.append(f"| weak labels | {same * 100:.1f} on the same examples; {d['weak_label_accuracy'] * 100:.1f} "
                  "on all of B | | |" if same is not None else
                  f"| weak labels | {d['weak_label_accuracy'] * 100:.1f} (all of B) | | |")
+    if d["refinement_curve"] and d["refinement_curve"][0].get("blocks", 1) > 1:
+        lines.append(f"\nIn brackets: lowest–highest accuracy over the curve's {d['refinement_curve'][0]['blocks']} "
+                     "demonstration blocks (each its own draw of demonstrations and per-block calibration).")
     lines.append(f"\nRefined labels on all of B: {d['refined_label_accuracy'] * 100:.1f}% "
                  f"(uncalibrated {d['refined_label_accuracy_uncalibrated'] * 100:.1f}%) vs weak "
                  f"{d['weak_label_accuracy'] * 100:.1f}%.")

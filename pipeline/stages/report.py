@@ -145,7 +145,8 @@ def plot(results: dict, run_dir: Path) -> list[str]:
     seeds = results.get("seeds") or [0]
     colors = ["#888888"] + ["#3b75af"] * (len(rows) - 2) + ["#2ca02c"]
     kinds = kinds_of(results)
-    fig, axes = plt.subplots(len(kinds), 1, figsize=(2.5 + 1.25 * len(rows), 4 * len(kinds)), squeeze=False)
+    fig, axes = plt.subplots(len(kinds) + 1, 1, figsize=(2.5 + 1.25 * len(rows), 4 * len(kinds) + 3.5),
+                             squeeze=False, gridspec_kw={"height_ratios": [4] * len(kinds) + [3]})
     what = {"preference": "preference accuracy", "generation": "exact-match accuracy"}.get(
         results.get("config", {}).get("task"), "accuracy")
     for ax, kind, title in zip(axes[:, 0], kinds, (f"test {what}", "test AUROC")):
@@ -169,12 +170,36 @@ def plot(results: dict, run_dir: Path) -> list[str]:
             names.append(label)
         ax.set_ylim(lo, min(100, max(r[kind]["ci95"][1] for _, r in rows) * 100 + 3))
         ax.set_xticks(range(len(rows)), names, fontsize=7)
-        ax.set_ylabel(f"{title} (%)")
+        ax.set_ylabel(f"{title} (%)" + (f"\naxis starts at {lo:.0f}, not 0" if lo > 0 else ""), fontsize=8)
         over = f"mean of {len(seeds)} seeds, two-level " if len(seeds) > 1 else ""
         ax.set_title(f"{title}, {over}{int(results['ci_level'] * 100)}% bootstrap CI (n={results['n_test']})",
                      fontsize=9)
+    _pgr_panel(axes[-1, 0], results, kinds[0])
     fig.suptitle(f"{results['name']}: weak → strong", fontsize=11)
+    fig.tight_layout()
     return [save(fig, run_dir, "accuracy.png")]
+
+
+def _pgr_panel(ax, results: dict, kind: str) -> None:
+    """PGR of every method as a quantity: points with their intervals, 0 (the weak model) and 1 (the
+    ceiling) drawn; an undefined PGR is written where its point would be."""
+    keys = list(results["methods"])
+    lvl = int(results["ci_level"] * 100)
+    for i, key in enumerate(keys):
+        p = results["methods"][key]["pgr"][kind]
+        if p.get("value") is None:
+            ax.text(i, 0.5, "undefined", ha="center", va="center", fontsize=8, color="#888888")
+            continue
+        lo, hi = p["ci95"]
+        ax.errorbar(i, p["value"], yerr=[[p["value"] - lo], [hi - p["value"]]], fmt="o", color="#3b75af",
+                    capsize=4)
+        ax.text(i + 0.08, p["value"], f"{p['value']:.2f}", fontsize=8, va="center")
+    ax.axhline(0, color="#444444", linestyle=":", linewidth=0.8)
+    ax.axhline(1, color="#444444", linestyle="--", linewidth=0.8)
+    ax.set_xticks(range(len(keys)), keys, fontsize=7)
+    ax.set_xlim(-0.5, len(keys) - 0.5)
+    ax.set_ylabel(f"PGR ({kind})")
+    ax.set_title(f"performance gap recovered, {lvl}% interval (0: weak model, 1: ceiling)", fontsize=9)
 
 
 def _short(v):
@@ -356,6 +381,10 @@ def markdown(results: dict, images: list[str]) -> str:
         cells = ([f"{_fmt(r[k])}{_std(r[k], 100)}" for k in kinds]
                  + [_fmt(pgr[k], pct=False) + _std(pgr[k], 1) if pgr else "—" for k in kinds])
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    ceiling = results["ceiling"]
+    if len(seeds) > 1 and ceiling.get("mode") == "head" and not ceiling["accuracy"].get("std"):
+        lines += ["", "The head-mode ceiling's ± is 0: its frozen features and the exact (Newton) fit of its "
+                      "head do not depend on the training seed, so every seed trains the same ceiling."]
     lines += _paired_section(results)
     lines += _shifted_section(results)
     if results.get("test_ood", {}).get("vs_baseline"):
