@@ -266,6 +266,30 @@ def _delta(e: dict | None, scale: float = 100) -> str:
     return f"{e['value'] * scale:+.{d}f} [{lo * scale:+.{d}f}, {hi * scale:+.{d}f}]"
 
 
+def _subset_section(results: dict, rows: list, kinds: tuple) -> list[str]:
+    """Methods run on a subset of the seeds, each beside the weak model and ceiling of its own seeds
+    (their per-seed values' mean), never beside means over every seed."""
+    if not rows:
+        return []
+    seeds = results["seeds"]
+    lines = ["", "### Methods run on a subset of the seeds", "",
+             "Each beside the weak model and the ceiling on the same seeds (their mean over those seeds; the "
+             "method's PGR uses exactly these).", "", *_header(kinds)]
+    for name, r in rows:
+        ran = r["seeds"]
+        for ref in ("weak", "ceiling"):
+            ref_r = results[ref]
+            vals = [f"{np.mean([ref_r[k]['per_seed'][seeds.index(s)] for s in ran]) * 100:.1f}" for k in kinds]
+            lines.append(f"| {ref}, seed{'s' if len(ran) > 1 else ''} {', '.join(map(str, ran))} | "
+                         + " | ".join(vals + ["—"] * len(kinds)) + " |")
+        pgr = r["pgr"]
+        cells = ([f"{_fmt(r[k])}{_std(r[k], 100)}" for k in kinds]
+                 + [_fmt(pgr[k], pct=False) + _std(pgr[k], 1) for k in kinds])
+        lines.append(f"| **{name}**, seed{'s' if len(ran) > 1 else ''} {', '.join(map(str, ran))} | "
+                     + " | ".join(cells) + " |")
+    return lines
+
+
 def _paired_section(results: dict, pairs: dict | None = None, where: str = "test") -> list[str]:
     """Every method against the baseline, paired: the table and, in words, which beat it."""
     base = results.get("baseline")
@@ -373,18 +397,23 @@ def markdown(results: dict, images: list[str]) -> str:
                   "the transfer numbers below as an upper bound, not a result.", ""]
     kinds = kinds_of(results)
     lines += _header(kinds)
+
+    def partial(r):
+        return len(seeds) > 1 and len(r.get("seeds", seeds)) < len(seeds)
+
     for name, r in _rows(results):
+        if partial(r):  # not beside means over every seed: their own table below
+            continue
         pgr = r.get("pgr")
-        few = r.get("seeds")
-        if few is not None and len(seeds) > 1 and len(few) < len(seeds):
-            name += f" (seed{'s' if len(few) > 1 else ''} {', '.join(map(str, few))} only)"
         cells = ([f"{_fmt(r[k])}{_std(r[k], 100)}" for k in kinds]
                  + [_fmt(pgr[k], pct=False) + _std(pgr[k], 1) if pgr else "—" for k in kinds])
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    ceiling = results["ceiling"]
-    if len(seeds) > 1 and ceiling.get("mode") == "head" and not ceiling["accuracy"].get("std"):
-        lines += ["", "The head-mode ceiling's ± is 0: its frozen features and the exact (Newton) fit of its "
-                      "head do not depend on the training seed, so every seed trains the same ceiling."]
+    fixed = [who for who in ("weak", "ceiling") if results[who].get("mode") == "head"
+             and not results[who]["accuracy"].get("std")]
+    if len(seeds) > 1 and fixed:
+        lines += ["", f"The head-mode {' and '.join(fixed)}'s ± is 0: frozen features and the exact (Newton) fit "
+                      "of a linear head do not depend on the training seed, so every seed trains the same model."]
+    lines += _subset_section(results, [(n, r) for n, r in _rows(results) if partial(r)], kinds)
     lines += _paired_section(results)
     lines += _shifted_section(results)
     if results.get("test_ood", {}).get("vs_baseline"):
