@@ -3,7 +3,7 @@
 one line here.
 """
 
-from pipeline.methods import aux_conf, graph_smooth, naive, refine, selective
+from pipeline.methods import aux_conf, ensemble, graph_smooth, naive, refine, selective, uniform
 
 METHODS = {"naive": naive, "aux_conf": aux_conf, "graph_smooth": graph_smooth, "selective": selective,
-           "refine": refine}
+           "refine": refine, "ensemble": ensemble, "uniform": uniform}

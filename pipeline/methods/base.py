@@ -54,6 +54,8 @@ class MethodContext:
     # generator(model spec) -> answer(prompts, desc) -> greedy answers, the model loaded once
     gen: object = None
     generator: Optional[Callable[[str], Callable[[list[str], str], list[str]]]] = None
+    # fit_teacher(model config, desc) -> P(class) on B [n, 2]: another weak model trained on A's gold (ensemble)
+    fit_teacher: Optional[Callable[[object, str], np.ndarray]] = None
     cache: dict = field(default_factory=dict)  # results shared within one method's run (crossfit_weak_on_a)
 
     def texts(self, split: str) -> list[str]:

@@ -37,6 +37,10 @@ def method_context(job: Job, inp: SeedInputs, task) -> MethodContext:
         fit = Fit(r.weak, "train_weak", task.gold_targets(gold[train_rows]), desc, rows=train_rows)
         return task.fit_and_predict(fit, inp, {"train_weak": predict_rows})[0]["train_weak"]
 
+    def fit_teacher(model_cfg, desc):
+        fit = Fit(model_cfg, "train_weak", task.gold_targets(inp.labels("train_weak")), desc)
+        return task.fit_and_predict(fit, inp, {"transfer": None})[0]["transfer"]
+
     def causal(spec, need):
         """(model, tokenizer) of a causal model spec (the strong model's dtype and attention settings when it
         is the strong model), or a UserError saying what `need`s one."""
@@ -62,7 +66,7 @@ def method_context(job: Job, inp: SeedInputs, task) -> MethodContext:
         weak_test_probs=inp.weak_test_probs(), strong=r.strong,
         features=lambda splits: inp.features(r.strong, splits), fit_weak=fit_weak, prompter=prompter,
         default_prompt=dataset_prompt(r.data.name), task=r.task,
-        gen=task if r.task == "generation" else None, generator=generator)
+        gen=task if r.task == "generation" else None, generator=generator, fit_teacher=fit_teacher)
 
 
 def calibrated(ctx: MethodContext, m) -> dict:

@@ -1,0 +1,131 @@
+"""ensemble / uniform (RAVEN): simplex weights, the easy-sample warm-up, and weights that find the
+teacher that agrees with what the strong features can express."""
+
+import numpy as np
+import pytest
+
+from pipeline.methods import METHODS
+from pipeline.methods.ensemble import Config, easy_rows, fit_weights, initial_weights, project
+
+
+def _teachers(n=600, seed=0):
+    """Gold is a linear function of the features; teacher 0 is 90% right, teacher 1 70%, teacher 2 random."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 6))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+
+    def noisy(acc):
+        right = rng.random(n) < acc
+        hard = np.where(right, y, 1 - y)
+        conf = rng.uniform(0.6, 0.9, n)
+        p1 = np.where(hard == 1, conf, 1 - conf)
+        return np.c_[1 - p1, p1]
+
+    return x, y, np.stack([noisy(0.9), noisy(0.7), noisy(0.5)])
+
+
+def test_projection_keeps_weights_on_the_simplex():
+    import torch
+
+    w = torch.tensor([0.7, -0.2, 0.6])
+    project(w)
+    assert w.tolist() == pytest.approx([0.7 / 1.3, 0.0, 0.6 / 1.3]) and float(w.sum()) == pytest.approx(1.0)
+    w = torch.tensor([-1.0, -2.0])
+    project(w)
+    assert w.tolist() == [0.5, 0.5]
+
+
+def test_learned_weights_stay_on_the_simplex_and_favour_the_accurate_teacher():
+    x, y, probs = _teachers()
+    fit = fit_weights(x, probs, Config(epochs=30, weights_lr=0.05, warmup_epochs=3), seed=0)
+    for w in fit["trajectory"]:
+        assert min(w) >= 0 and sum(w) == pytest.approx(1.0, abs=1e-5)
+    w = fit["weights"]
+    # the loss is linear in w, so weight flows to the teacher the probe fits best (a vertex, eventually)
+    assert w.argmax() == 0 and w[0] > 0.5 and w[1] >= w[2]
+    assert fit["trajectory"][5][2] < 1 / 3  # the random teacher loses weight early
+    assert fit["trajectory"][0] == pytest.approx([1 / 3] * 3)
+
+
+def test_warm_up_trains_on_the_examples_where_every_teacher_agrees_first():
+    x, y, probs = _teachers(n=300)
+    easy = easy_rows(probs)
+    hard = probs.argmax(-1)
+    assert ((hard[:, easy] == hard[0, easy]).all()) and 0 < len(easy) < 300
+    rest = np.setdiff1d(np.arange(300), easy)
+    assert not (hard[:, rest] == hard[0, rest]).all(0).any()
+    fit = fit_weights(x, probs, Config(epochs=5, warmup_epochs=2), seed=0)
+    assert fit["rows_per_epoch"] == [len(easy)] * 2 + [300] * 3
+
+
+def test_uniform_keeps_equal_weights_and_inverse_entropy_prefers_the_confident_teacher():
+    x, y, probs = _teachers(n=200)
+    fit = fit_weights(x, probs, METHODS["uniform"].Config(), seed=0)
+    assert fit["weights"].tolist() == pytest.approx([1 / 3] * 3)
+    sharp = probs.copy()
+    sharp[1] = np.eye(2)[probs[1].argmax(1)] * 0.98 + 0.01  # teacher 1 nearly one-hot: low entropy
+    w0 = initial_weights(sharp, "inverse_entropy")
+    assert w0.sum() == pytest.approx(1.0) and w0.argmax() == 1
+
+
+def test_ensemble_labels_are_the_weighted_teachers_on_a_fake_context():
+    from pipeline.methods.base import MethodContext, Split
+
+    x, y, probs = _teachers(n=200)
+    splits = {s: Split([f"{s}{i}" for i in range(200)], y, list(range(200))) for s in ("train_weak", "transfer", "test")}
+    seen = []
+
+    def fit_teacher(model_cfg, desc):
+        seen.append((model_cfg.model, desc))
+        return probs[1 + len(seen) - 1]
+
+    from pipeline.config.schema import ModelConfig
+
+    ctx = MethodContext(seed=0, splits=splits, weak_labels=probs[0].astype(np.float32), weak_train_probs=None,
+                        weak_test_probs=None, strong=None, features=lambda names: {s: x for s in names},
+                        fit_weak=None, prompter=None, fit_teacher=fit_teacher)
+    cfg = METHODS["ensemble"].Config(teachers=[ModelConfig(model="t1"), ModelConfig(model="t2")], epochs=10)
+    out = METHODS["ensemble"].build_labels(cfg, ctx)
+    d = out.diagnostics
+    assert [m for m, _ in seen] == ["t1", "t2"] and d["teachers"] == ["weak", "t1 (full)", "t2 (full)"]
+    assert np.allclose(out.targets, np.einsum("k,knc->nc", np.array(d["weights"]), probs), atol=1e-5)
+    assert d["teacher_accuracy_B"][0] > d["teacher_accuracy_B"][2]
+    assert METHODS["ensemble"].Config(teachers=[]).validate()  # one teacher is no ensemble
+
+
+def test_ensemble_and_uniform_run_end_to_end(tmp_path, tiny_models, tiny_data, capsys):
+    import json
+
+    from pipeline.cli import main
+
+    enc, dec = tiny_models["encoder"], tiny_models["decoder"]
+    recipe = tmp_path / "ens.yaml"
+    recipe.write_text(f"""
+name: ens
+output_dir: {tmp_path / 'runs'}
+data: {{path: {tiny_data}, text_field: review, label_field: sentiment, n_train_weak: 60, n_transfer: 60,
+        n_test: 60, max_length: 16}}
+weak: {{model: {enc}, mode: full, train: {{epochs: 3, lr: 2.0e-3, batch_size: 8}}}}
+strong: {{model: {dec}, mode: head, head: {{cv_folds: 3, l2_grid: [0.01, 1.0]}}}}
+methods:
+  - naive
+  - name: ensemble
+    teachers: [{{model: {enc}, mode: head, head: {{cv_folds: 3, l2_grid: [10.0]}}}},
+               {{model: {dec}, mode: head, head: {{cv_folds: 3, l2_grid: [1.0]}}}}]
+    epochs: 5
+  - name: uniform
+    teachers: [{{model: {enc}, mode: head, head: {{cv_folds: 3, l2_grid: [10.0]}}}},
+               {{model: {dec}, mode: head, head: {{cv_folds: 3, l2_grid: [1.0]}}}}]
+evaluate: {{bootstrap: 200}}
+theory: {{enabled: false}}
+""")
+    assert main(["run", str(recipe), "--no-progress"]) == 0, capsys.readouterr().err
+    run = tmp_path / "runs" / "ens"
+    res = json.loads((run / "results.json").read_text())
+    ens, uni = (res["methods"][k]["diagnostics"] for k in ("ensemble", "uniform"))
+    assert len(ens["weights"]) == 3 and sum(ens["weights"]) == pytest.approx(1.0) and min(ens["weights"]) >= 0
+    assert uni["weights"] == pytest.approx([1 / 3] * 3) and not uni["learned"]
+    assert len(ens["teacher_accuracy_B"]) == 3 and ens["teachers"][0] == "weak"
+    report = (run / "report.md").read_text()
+    assert "### Teachers of `ensemble`" in report and "| uniform |" in report.split("### Against")[1]
+    capsys.readouterr()
