@@ -45,9 +45,6 @@ class Config(MethodConfig):
 
     def validate(self) -> list[str]:
         errors = []
-        if len(self.teachers) + self.include_weak < 2:
-            errors.append("teachers: an ensemble needs at least two teachers (the weak model counts when "
-                          "include_weak is true)")
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 errors.append(f"{key}: must be at least 1, got {getattr(self, key)}")
@@ -64,6 +61,9 @@ class Config(MethodConfig):
 def preflight(cfg: Config, recipe) -> str | None:
     from pipeline import models
 
+    if len(cfg.teachers) + cfg.include_weak < 2:
+        return ("teachers: an ensemble needs at least two teachers (the weak model counts when include_weak is "
+                "true): list further ones, e.g. teachers: [{model: minilm, mode: head}]")
     for i, t in enumerate(cfg.teachers):
         if problem := models.check_spec(t.model) or models.hub_problem(t.model):
             return f"teachers[{i}].model: {problem}"

@@ -1,7 +1,7 @@
 """uniform: the ensemble's baseline, every teacher's soft labels averaged with fixed equal weights
 (`ensemble` with `learn_weights: false`, `init: uniform`; see ensemble.py)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.methods.ensemble import TASKS, build_labels, preflight, report_lines
 from pipeline.methods.ensemble import Config as EnsembleConfig
@@ -12,10 +12,10 @@ __all__ = ["Config", "TASKS", "build_labels", "preflight", "report_lines"]
 @dataclass
 class Config(EnsembleConfig):
     name: str = "uniform"
-    learn_weights: bool = False
-    init: str = "uniform"
-    epochs: int = 1  # the probe is not needed to combine fixed weights; one cheap pass keeps the code path
-    warmup_epochs: int = 0
+    learn_weights: bool = field(default=False, metadata={"help": "fixed equal weights (keep false)"})
+    init: str = field(default="uniform", metadata={"help": "equal starting (and final) weights (keep uniform)"})
+    epochs: int = field(default=1, metadata={"help": "the probe is not needed for fixed weights: one cheap pass"})
+    warmup_epochs: int = field(default=0, metadata={"help": "no warm-up: nothing is learned"})
 
     def validate(self) -> list[str]:
         errors = super().validate()

@@ -90,7 +90,7 @@ def test_ensemble_labels_are_the_weighted_teachers_on_a_fake_context():
     assert [m for m, _ in seen] == ["t1", "t2"] and d["teachers"] == ["weak", "t1 (full)", "t2 (full)"]
     assert np.allclose(out.targets, np.einsum("k,knc->nc", np.array(d["weights"]), probs), atol=1e-5)
     assert d["teacher_accuracy_B"][0] > d["teacher_accuracy_B"][2]
-    assert METHODS["ensemble"].Config(teachers=[]).validate()  # one teacher is no ensemble
+    assert METHODS["ensemble"].preflight(METHODS["ensemble"].Config(teachers=[]), None)  # one teacher: no ensemble
 
 
 def test_ensemble_and_uniform_run_end_to_end(tmp_path, tiny_models, tiny_data, capsys):
