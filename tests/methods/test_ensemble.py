@@ -72,7 +72,8 @@ def test_ensemble_labels_are_the_weighted_teachers_on_a_fake_context():
     from pipeline.methods.base import MethodContext, Split
 
     x, y, probs = _teachers(n=200)
-    splits = {s: Split([f"{s}{i}" for i in range(200)], y, list(range(200))) for s in ("train_weak", "transfer", "test")}
+    splits = {s: Split([f"{s}{i}" for i in range(200)], y, list(range(200)))
+              for s in ("train_weak", "transfer", "test")}
     seen = []
 
     def fit_teacher(model_cfg, desc):
