@@ -154,11 +154,17 @@ def plot(results: dict, run_dir: Path) -> list[str]:
         err = [[(r[kind]["value"] - r[kind]["ci95"][0]) * 100 for _, r in rows],
                [(r[kind]["ci95"][1] - r[kind]["value"]) * 100 for _, r in rows]]
         lo = max(0, min(r[kind]["ci95"][0] for _, r in rows) * 100 - 8)
-        ax.bar(range(len(rows)), vals, yerr=err, color=colors, capsize=4)
+        partial = [len(seeds) > 1 and len(r.get("seeds", seeds)) < len(seeds) for _, r in rows]
+        bars = ax.bar(range(len(rows)), vals, yerr=err, color=colors, capsize=4)
+        for bar, few in zip(bars, partial):  # a subset of the seeds: not comparable with the mean bars
+            if few:
+                bar.set_facecolor("#a9c4de")
+                bar.set_hatch("//")
         for level, style in ((vals[0], ":"), (vals[-1], "--")):  # the gap PGR is measured against
             ax.axhline(level, color="#444444", linestyle=style, linewidth=0.8)
         for i, v in enumerate(vals):
-            ax.text(i, lo + 0.6, f"{v:.1f}", ha="center", va="bottom", fontsize=9, color="white", weight="bold")
+            ax.text(i, lo + 0.6, f"{v:.1f}", ha="center", va="bottom", fontsize=9, weight="bold",
+                    color="#1f3550" if partial[i] else "white", backgroundcolor="white" if partial[i] else "none")
         names = []
         for name, r in rows:
             label = name.replace("transfer: ", "").replace(" (", "\n(")
@@ -185,6 +191,7 @@ def _pgr_panel(ax, results: dict, kind: str) -> None:
     ceiling) drawn; an undefined PGR is written where its point would be."""
     keys = list(results["methods"])
     lvl = int(results["ci_level"] * 100)
+    seeds = results.get("seeds") or [0]
     for i, key in enumerate(keys):
         p = results["methods"][key]["pgr"][kind]
         if p.get("value") is None:
@@ -196,7 +203,9 @@ def _pgr_panel(ax, results: dict, kind: str) -> None:
         ax.text(i + 0.08, p["value"], f"{p['value']:.2f}", fontsize=8, va="center")
     ax.axhline(0, color="#444444", linestyle=":", linewidth=0.8)
     ax.axhline(1, color="#444444", linestyle="--", linewidth=0.8)
-    ax.set_xticks(range(len(keys)), keys, fontsize=7)
+    ax.set_xticks(range(len(keys)), [k + (f"\n(seed {', '.join(map(str, results['methods'][k]['seeds']))} only)"
+                                          if len(results["methods"][k].get("seeds", seeds)) < len(seeds) else "")
+                                      for k in keys], fontsize=7)
     ax.set_xlim(-0.5, len(keys) - 0.5)
     ax.set_ylabel(f"PGR ({kind})")
     ax.set_title(f"performance gap recovered, {lvl}% interval (0: weak model, 1: ceiling)", fontsize=9)
@@ -275,13 +284,15 @@ def _subset_section(results: dict, rows: list, kinds: tuple) -> list[str]:
     lines = ["", "### Methods run on a subset of the seeds", "",
              "Each beside the weak model and the ceiling on the same seeds (their mean over those seeds; the "
              "method's PGR uses exactly these).", "", *_header(kinds)]
+    shown = set()
     for name, r in rows:
         ran = r["seeds"]
-        for ref in ("weak", "ceiling"):
+        for ref in ("weak", "ceiling") if tuple(ran) not in shown else ():  # once per set of seeds
             ref_r = results[ref]
             vals = [f"{np.mean([ref_r[k]['per_seed'][seeds.index(s)] for s in ran]) * 100:.1f}" for k in kinds]
             lines.append(f"| {ref}, seed{'s' if len(ran) > 1 else ''} {', '.join(map(str, ran))} | "
                          + " | ".join(vals + ["—"] * len(kinds)) + " |")
+        shown.add(tuple(ran))
         pgr = r["pgr"]
         cells = ([f"{_fmt(r[k])}{_std(r[k], 100)}" for k in kinds]
                  + [_fmt(pgr[k], pct=False) + _std(pgr[k], 1) for k in kinds])
