@@ -7,6 +7,11 @@ directory, while the stages a pair shares with another live once in the sweep fo
     <sweep>/pairs/<w>_to_<s>/...                    transfers, evaluation and report of one pair
     <sweep>/results.json, report.md, sweep_size.png the summary (Burns et al. 2023, Fig. 3 style)
 
+A suite (`sweep.datasets: [...]`) runs every pair on each dataset: each dataset's split, features and
+weak / ceiling models live under `<sweep>/datasets/<name>/`, its pairs in `<sweep>/pairs/<name>_<w>_to_<s>`,
+and the summary adds each method's PGR per dataset, the median across datasets with an interval that
+resamples datasets, the paired Δ against the baseline per dataset, and `suite_pgr.png`.
+
 Sharing is the runner's ordinary cache: a pair's weak stage has the same cache key and folder as any
 other pair's with the same weak model, so it runs once and is reused.
 """
@@ -69,18 +74,21 @@ def _names(entries) -> list[str]:
 
 
 def plan(recipe) -> list[dict]:
-    """The pairs to run, in order: dicts with weak/strong configs, names and parameter counts."""
+    """The pairs to run, in order: dicts with weak/strong configs, names and parameter counts (and, in a
+    suite, the dataset: every pair once per dataset)."""
     weak = list(recipe.sweep.weak) or [recipe.weak]
     strong = list(recipe.sweep.strong) or [recipe.strong]
     sizes = {m.model: param_count(m.model) for m in weak + strong}
     pairs = []
-    for wname, w in zip(_names(weak), weak):
-        for sname, s in zip(_names(strong), strong):
-            if recipe.sweep.pairs == "weak_le_strong" and sizes[w.model] > sizes[s.model]:
-                continue
-            pairs.append({"weak": w, "strong": s, "weak_name": wname, "strong_name": sname,
-                          "name": f"{wname}_to_{sname}", "weak_params": sizes[w.model],
-                          "strong_params": sizes[s.model]})
+    for ds in recipe.sweep.datasets or [None]:
+        for wname, w in zip(_names(weak), weak):
+            for sname, s in zip(_names(strong), strong):
+                if recipe.sweep.pairs == "weak_le_strong" and sizes[w.model] > sizes[s.model]:
+                    continue
+                pairs.append({"weak": w, "strong": s, "weak_name": wname, "strong_name": sname,
+                              "name": (f"{ds}_" if ds else "") + f"{wname}_to_{sname}", "dataset": ds,
+                              "models": f"{wname}_to_{sname}",
+                              "weak_params": sizes[w.model], "strong_params": sizes[s.model]})
     if not pairs:
         raise UserError("the sweep has no pair to run: every weak model is larger than every strong model",
                         "list larger strong models, or set sweep.pairs: all")
@@ -93,11 +101,14 @@ def pair_runners(runner: Runner) -> list[tuple[dict, Runner]]:
     r, acc, root = runner.recipe, runner.accelerator, runner.run_dir
     out = []
     for p in plan(r):
+        ds = p["dataset"]
+        data = dataclasses.replace(r.data, name=ds, path=None) if ds else r.data
         pr = dataclasses.replace(r, name=p["name"], weak=p["weak"], strong=p["strong"], sweep=SweepConfig(),
-                                 theory=dataclasses.replace(r.theory, enabled=False))
+                                 data=data, theory=dataclasses.replace(r.theory, enabled=False))
         preflight(pr, acc.num_processes)
-        roots = {"data": root, "features": root, "weak": root / "models" / f"weak-{p['weak_name']}",
-                 "ceiling": root / "models" / f"strong-{p['strong_name']}"}
+        base = root / "datasets" / ds if ds else root  # a suite: each dataset's split, features and models apart
+        roots = {"data": base, "features": base, "weak": base / "models" / f"weak-{p['weak_name']}",
+                 "ceiling": base / "models" / f"strong-{p['strong_name']}"}
         out.append((p, Runner(pr, accelerator=acc, force=runner.force, force_stages=runner.force_stages,
                               progress=runner.progress, log=runner.log, run_dir=root / "pairs" / p["name"],
                               roots=roots)))
@@ -133,12 +144,14 @@ def collect(root: Path, recipe, pairs: list[dict], runner, wall: float) -> dict:
     for p in pairs:
         res = read_json(root / "pairs" / p["name"] / "results.json")
         rows.append({
-            "pair": p["name"], "weak": p["weak"].model, "strong": p["strong"].model,
+            "pair": p["name"], "dataset": p["dataset"], "models": p["models"], "weak": p["weak"].model,
+            "strong": p["strong"].model,
             "weak_mode": p["weak"].mode, "strong_mode": p["strong"].mode,
             "weak_params": p["weak_params"], "strong_params": p["strong_params"],
             "weak_accuracy": res["weak"]["accuracy"], "ceiling_accuracy": res["ceiling"]["accuracy"],
-            "methods": {k: {"accuracy": v["accuracy"], "auroc": v.get("auroc"), "pgr": v["pgr"]}
-                        for k, v in res["methods"].items()},
+            "methods": {k: {"accuracy": v["accuracy"], "auroc": v.get("auroc"), "pgr": v["pgr"],
+                            **({"vs_baseline": v["vs_baseline"]} if "vs_baseline" in v else {})}
+                        for k, v in res["methods"].items()}, "baseline": res.get("baseline"),
         })
         if "test_ood" in res:  # the shifted test set: every model's accuracy there, and PGR there
             ood = res["test_ood"]
@@ -149,11 +162,84 @@ def collect(root: Path, recipe, pairs: list[dict], runner, wall: float) -> dict:
     results = {"name": recipe.name, "sweep": True, "pairs": rows, "methods": [m.key for m in recipe.methods],
                "seeds": recipe.seed_list, "stages_executed": len(runner.executed), "wall_time_s": round(wall, 1),
                "stages": runner.timings, "config": to_dict(recipe)}
+    if recipe.sweep.datasets:
+        results["suite"] = suite_summary(rows, results["methods"], recipe.evaluate)
     theory = root / "theory" / "metrics.json"
     if recipe.theory.enabled and theory.exists():
         results["theory"] = read_json(theory)
     write_json(root / "results.json", results)
     return results
+
+
+def suite_summary(rows: list[dict], methods: list[str], eval_cfg) -> dict:
+    """Across a suite's datasets, per (weak, strong) pair and method: each dataset's PGR (accuracy), their
+    median with an interval that resamples the datasets (a bootstrap over datasets: which benchmarks were
+    chosen is the noise here), and each dataset's paired Δ accuracy against the baseline."""
+    rng = np.random.default_rng(eval_cfg.seed)
+    out = {}
+    for pair in dict.fromkeys(r["models"] for r in rows):
+        mine = [r for r in rows if r["models"] == pair]
+        entry = {}
+        for m in methods:
+            per = {r["dataset"]: r["methods"][m]["pgr"]["accuracy"]["value"] for r in mine}
+            delta = {r["dataset"]: r["methods"][m]["vs_baseline"]["accuracy"] for r in mine
+                     if "vs_baseline" in r["methods"][m]}
+            vals = np.array([v for v in per.values() if v is not None])
+            e = {"pgr_per_dataset": per, "delta_vs_baseline_per_dataset": delta, "n_defined": int(len(vals))}
+            if len(vals):
+                boots = np.median(vals[rng.integers(0, len(vals), size=(eval_cfg.bootstrap, len(vals)))], 1)
+                lo, hi = np.percentile(boots, [(1 - eval_cfg.ci) / 2 * 100, (1 + eval_cfg.ci) / 2 * 100])
+                e["median_pgr"] = {"value": float(np.median(vals)), "ci95": [float(lo), float(hi)]}
+            entry[m] = e
+        out[pair] = entry
+    return out
+
+
+def plot_suite(results: dict, root: Path) -> str:
+    """Burns et al.-style: PGR (accuracy) per dataset, one marker per method, each pair its own panel."""
+    plt = pyplot()
+    suite = results["suite"]
+    n_datasets = len(results["config"]["sweep"]["datasets"])
+    fig, axes = plt.subplots(1, len(suite), figsize=((3 + 1.6 * n_datasets) * len(suite), 4), squeeze=False)
+    markers = "os^Dvx*P"
+    for ax, (pair, entry) in zip(axes[0], suite.items()):
+        datasets = list(next(iter(entry.values()))["pgr_per_dataset"])
+        for j, (m, e) in enumerate(entry.items()):
+            xs = [i + (j - (len(entry) - 1) / 2) * 0.08 for i, d in enumerate(datasets)
+                  if e["pgr_per_dataset"][d] is not None]
+            ys = [e["pgr_per_dataset"][d] for d in datasets if e["pgr_per_dataset"][d] is not None]
+            ax.plot(xs, ys, linestyle="none", marker=markers[j % len(markers)], label=m)
+        ax.axhline(0, color="#888888", linewidth=0.8)
+        ax.axhline(1, color="#888888", linewidth=0.8, linestyle="--")
+        ax.set_xticks(range(len(datasets)), datasets, fontsize=8, rotation=20)
+        ax.set_ylabel("PGR (accuracy)")
+        ax.set_title(pair, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{results['name']}: PGR per dataset (undefined PGRs omitted)", fontsize=10)
+    return save(fig, root, "suite_pgr.png")
+
+
+def _suite_lines(results: dict) -> list[str]:
+    lines = []
+    for pair, entry in results["suite"].items():
+        datasets = list(next(iter(entry.values()))["pgr_per_dataset"])
+        lines += ["", f"### Suite: {pair}", "",
+                  "PGR (accuracy) per dataset; the median's interval resamples the datasets. Δ: paired accuracy "
+                  "difference against the baseline on that dataset (points).", "",
+                  "| method | " + " | ".join(datasets) + " | median PGR |", "|---|" + "---|" * (len(datasets) + 1)]
+        for m, e in entry.items():
+            cells = []
+            for d in datasets:
+                v = e["pgr_per_dataset"][d]
+                dv = e["delta_vs_baseline_per_dataset"].get(d)
+                lo, hi = dv["ci95"] if dv else (0, 0)
+                cells.append(("undefined" if v is None else f"{v:.2f}")
+                             + (f" (Δ {dv['value'] * 100:+.1f} [{lo * 100:+.1f}, {hi * 100:+.1f}])" if dv else ""))
+            med = e.get("median_pgr")
+            lines.append(f"| {m} | " + " | ".join(cells) + " | "
+                         + (f"{med['value']:.2f} [{med['ci95'][0]:.2f}, {med['ci95'][1]:.2f}]" if med else "—")
+                         + f" ({e['n_defined']} of {len(datasets)} defined) |")
+    return lines
 
 
 def _pct(e: dict) -> str:
@@ -220,6 +306,7 @@ def _pair_rows(pairs: list[dict], methods: list[str]) -> list[str]:
 
 def render(results: dict, root: Path) -> None:
     image = plot(results, root)
+    suite = plot_suite(results, root) if "suite" in results else None
     seeds = results["seeds"]
     lines = [f"# Weak-to-strong sweep: {results['name']}", "",
              f"{len(results['pairs'])} (weak, strong) pairs, seeds {', '.join(map(str, seeds))}; accuracies in %, "
@@ -234,7 +321,10 @@ def render(results: dict, root: Path) -> None:
     if shifted:
         lines += ["", "Shifted test set (`data.test_ood`), every model scored there; PGR there:", "", *header]
         lines += _pair_rows(shifted, results["methods"])
-    lines += ["", f"![size plot]({image})", "", "Per pair: `pairs/<weak>_to_<strong>/report.md`."]
+    if suite:
+        lines += _suite_lines(results) + ["", f"![suite plot]({suite})"]
+    lines += ["", f"![size plot]({image})", "", "Per pair: `pairs/<weak>_to_<strong>/report.md`"
+              + (" (a suite: `pairs/<dataset>_<weak>_to_<strong>/`)." if suite else ".")]
     if "theory" in results:
         lines += ["", markdown_section(results["theory"], rel_dir="theory")]
     write_text(root / "report.md", "\n".join(lines) + "\n")

@@ -259,3 +259,41 @@ methods: [naive]
     assert len(res["pairs"]) == 2 and all("naive" in r["test_ood"]["methods"] for r in res["pairs"])
     report = (root / "report.md").read_text()
     assert "Shifted test set" in report and report.count(f"| {enc} (") == 6  # 3 cells per table, 2 tables
+
+
+def test_a_suite_runs_every_pair_on_each_dataset_and_summarises_across_them(tmp_path, tiny_models, capsys):
+    recipe = tmp_path / "suite.yaml"
+    recipe.write_text(f"""
+name: suite
+output_dir: {tmp_path / 'runs'}
+data: {{name: multiemo, n_train_weak: 60, n_transfer: 60, n_test: 80, max_length: 16}}
+weak: {{model: {tiny_models['encoder']}, mode: head, head: {{cv_folds: 2, l2_grid: [1.0]}}}}
+strong: {{model: {tiny_models['decoder']}, mode: head, head: {{cv_folds: 2, l2_grid: [1.0]}}}}
+sweep: {{datasets: [multiemo, fact_checker]}}
+methods: [naive, aux_conf]
+evaluate: {{bootstrap: 200}}
+theory: {{enabled: false}}
+""")
+    assert main(["run", str(recipe), "--no-progress"]) == 0, capsys.readouterr().err
+    root = tmp_path / "runs" / "suite"
+    res = json.loads((root / "results.json").read_text())
+    assert [r["dataset"] for r in res["pairs"]] == ["multiemo", "fact_checker"]
+    for ds in ("multiemo", "fact_checker"):
+        pair = json.loads((root / "pairs" / f"{ds}_tiny-bert_to_tiny-llama" / "results.json").read_text())
+        assert pair["config"]["data"]["name"] == ds and pair["data"]["summary"].startswith(f"{ds}:")
+        assert (root / "datasets" / ds / "data").exists()
+    summary = res["suite"]["tiny-bert_to_tiny-llama"]
+    for m in ("naive", "aux_conf"):
+        per = summary[m]["pgr_per_dataset"]
+        assert set(per) == {"multiemo", "fact_checker"}
+        defined = [v for v in per.values() if v is not None]
+        if defined:
+            assert summary[m]["median_pgr"]["value"] == pytest.approx(float(np.median(defined)))
+            lo, hi = summary[m]["median_pgr"]["ci95"]
+            assert min(defined) - 1e-9 <= lo <= hi <= max(defined) + 1e-9
+    assert set(summary["aux_conf"]["delta_vs_baseline_per_dataset"]) == {"multiemo", "fact_checker"}
+    report = (root / "report.md").read_text()
+    assert "### Suite: tiny-bert_to_tiny-llama" in report and (root / "suite_pgr.png").exists()
+    assert main(["validate", str(recipe), "sweep.datasets=[multiemo, multiemo_pairs, multiemoo]"]) == 2
+    err = capsys.readouterr().err
+    assert "'multiemo_pairs' is a preference dataset" in err and "unknown dataset 'multiemoo'" in err

@@ -274,6 +274,16 @@ def validate_values(r: Recipe, given: set[str] = frozenset()) -> list[str]:
         fitting = [n for n in [*DATASETS, *SUITE] if data.task_of(n) == r.task]
         errors.append(f"data.name: {d.name!r} is a {data.task_of(d.name)} dataset but the recipe's task is {r.task!r}; "
                       f"set task: {data.task_of(d.name)}, or use a {r.task} dataset ({', '.join(fitting)})")
+    for i, ds in enumerate(r.sweep.datasets):
+        if not data.known(ds):
+            hint = difflib.get_close_matches(ds, [*DATASETS, *SUITE], n=1)
+            errors.append(f"sweep.datasets[{i}]: unknown dataset {ds!r}" + (f" (did you mean '{hint[0]}'?)" if hint
+                          else "") + " (`w2s data list`)")
+        elif r.task in tasks.TASKS and data.task_of(ds) != r.task:
+            errors.append(f"sweep.datasets[{i}]: {ds!r} is a {data.task_of(ds)} dataset but the recipe's task is "
+                          f"{r.task!r}; a suite runs datasets of one task kind")
+    if len(set(r.sweep.datasets)) != len(r.sweep.datasets):
+        errors.append(f"sweep.datasets: each dataset once, got {r.sweep.datasets}")
     ood = d.test_ood
     if ood is not None:
         if ood.name is not None and ood.path is not None and ood.name not in SUITE:

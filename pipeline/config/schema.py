@@ -253,10 +253,13 @@ class SweepConfig:
     pairs: Literal["weak_le_strong", "all"] = help_field(
         "which (weak, strong) pairs run: weak_le_strong = every pair whose weak model has at most as many "
         "parameters as the strong one (Burns et al.); all = every pair", default="weak_le_strong")
+    datasets: list[str] = help_field(
+        "a suite: run every pair on each of these registry datasets (`w2s data list`; the `data:` block's sizes "
+        "and settings apply to each), with a summary across datasets", default_factory=list)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.weak or self.strong)
+        return bool(self.weak or self.strong or self.datasets)
 
 
 @dataclass
