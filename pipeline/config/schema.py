@@ -175,6 +175,27 @@ class ModelConfig:
 
 
 @dataclass
+class SourceConfig:
+    name: Optional[str] = help_field("registry dataset this weak model trains on (same label space as `data:`)",
+                                     default=None)
+    path: Optional[str] = help_field("or a file / folder of your own, read with the same `data.*` fields",
+                                     default=None)
+    where: Optional[str] = help_field(
+        "keep only rows whose raw column matches: `column=value` or `column!=value`; with neither name nor path, "
+        "rows of the data's own file (this filter replaces data.where), e.g. domain=hotels", default=None)
+    n: Optional[int] = help_field("examples the weak model trains on (a cap; default: data.n_train_weak)",
+                                  default=None)
+
+
+@dataclass
+class WeakConfig(ModelConfig):
+    data: Optional[SourceConfig] = help_field(
+        "train this weak model on other source data than B and test are drawn from (a distribution shift): a "
+        "registry dataset, a file or a `where` filter; its training split A is drawn there, leaving out any text "
+        "that is also in B, test or test_ood. Default: A is drawn from `data:` like B and test", default=None)
+
+
+@dataclass
 class MethodConfig:
     """Base of every transfer method's config; each method module subclasses it."""
 
@@ -245,7 +266,7 @@ class EvalConfig:
 
 @dataclass
 class SweepConfig:
-    weak: list[ModelConfig] = help_field(
+    weak: list[WeakConfig] = help_field(
         "weak models: aliases/paths or mappings like the `weak:` block; each entry inherits the `weak:` block's "
         "settings and overrides what it sets", default_factory=list)
     strong: list[ModelConfig] = help_field("strong models, likewise inheriting the `strong:` block",
@@ -275,7 +296,7 @@ class Recipe:
         "several training seeds: weak, ceiling and every method run once per seed and results are pooled "
         "(mean, std, CI over seeds and test resampling); overrides `seed`", default=None)
     data: DataConfig = field(default_factory=DataConfig, metadata={"help": "dataset and split sizes"})
-    weak: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "the weak supervisor"})
+    weak: WeakConfig = field(default_factory=WeakConfig, metadata={"help": "the weak supervisor"})
     strong: ModelConfig = field(
         default_factory=lambda: ModelConfig(model="mpnet", mode="head"), metadata={"help": "the strong student"}
     )

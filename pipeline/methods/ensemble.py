@@ -19,7 +19,8 @@ from typing import Literal
 
 import numpy as np
 
-from pipeline.config.schema import MethodConfig, ModelConfig
+from pipeline.config.schema import MethodConfig, WeakConfig
+from pipeline.data import source_label
 from pipeline.methods.base import LabelSet, MethodContext
 
 TASKS = ("classification", "preference")
@@ -28,8 +29,9 @@ TASKS = ("classification", "preference")
 @dataclass
 class Config(MethodConfig):
     name: str = "ensemble"
-    teachers: list[ModelConfig] = field(default_factory=list, metadata={
-        "help": "further weak teachers, each a model block like `weak:` ({model: ..., mode: ...}), trained on A"})
+    teachers: list[WeakConfig] = field(default_factory=list, metadata={
+        "help": "further weak teachers, each a model block like `weak:` ({model: ..., mode: ..., data: ...}), "
+                "trained on A's gold, or on their own source data when they set `data:` (a shift)"})
     include_weak: bool = field(default=True, metadata={"help": "the recipe's weak model is one of the teachers"})
     learn_weights: bool = field(default=True, metadata={
         "help": "learn the teachers' simplex weights jointly with the student probe (false: fixed at `init`)"})
@@ -141,7 +143,8 @@ def fit_weights(features: np.ndarray, probs: np.ndarray, cfg: Config, seed: int)
 
 
 def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
-    names = (["weak"] if cfg.include_weak else []) + [f"{t.model} ({t.mode})" for t in cfg.teachers]
+    names = (["weak"] if cfg.include_weak else []) + [
+        f"{t.model} ({t.mode}{source_label(getattr(t, 'data', None))})" for t in cfg.teachers]
     probs = ([ctx.weak_labels] if cfg.include_weak else []) + [
         ctx.fit_teacher(t, f"{cfg.key}: teacher {i + 1}/{len(cfg.teachers)}") for i, t in enumerate(cfg.teachers)]
     probs = np.stack([np.asarray(p, dtype=np.float64) for p in probs])  # [K, n, 2]

@@ -16,6 +16,8 @@ def units(recipe) -> list[Unit]:
 def key(recipe, unit: Unit) -> list:
     # the file's identity (path, size, mtime) as well as the settings: an edited file is a new split
     parts = [rundir.as_data(recipe.data), data.file_fingerprint(recipe.data), recipe.task]
+    for _, split, src in data.weak_sources(recipe):  # weak models' own source data
+        parts.append([split, rundir.as_data(src), data.file_fingerprint(data.source_cfg(recipe.data, src))])
     return parts + ([split_seed(recipe, unit.seed)] if recipe.data.vary_split else [])
 
 
@@ -30,9 +32,9 @@ def run(job: Job) -> dict:
         manifest["split"] = "random"
     else:
         manifest["balanced"] = r.data.balance
-    for name, idx in parts.items():
-        split_texts = [source.texts[i] for i in idx]
-        split_labels = source.labels[idx]
+    splits = {name: (idx, [source.texts[i] for i in idx], source.labels[idx]) for name, idx in parts.items()}
+    splits.update(weak_source_splits(r, source, parts, seed, manifest))
+    for name, (idx, split_texts, split_labels) in splits.items():
         if job.is_main:
             rundir.atomic_write(job.folder / name,
                                 lambda p, t=split_texts, i=idx, y=split_labels: save_split(p, i, t, y))
@@ -45,8 +47,27 @@ def run(job: Job) -> dict:
     native = ", test from the data's own test split" if source.info.get("native_splits") else ""
     dropped = f"; {source.info['dropped']} row(s) dropped (empty text or missing label)" \
         if source.info.get("dropped") else ""
-    manifest["summary"] = f"{r.data.name or r.data.path}: {sizes} ({how}{native}, split seed {seed}){dropped}"
+    own = "".join(f"; {k} drawn from {v['source']}" + (f" ({v['left_out_overlap']} text(s) also in B / test / "
+                                                        "test_ood left out)" if v["left_out_overlap"] else "")
+                  for k, v in manifest.get("weak_sources", {}).items())
+    manifest["summary"] = f"{r.data.name or r.data.path}: {sizes} ({how}{native}, split seed {seed}){dropped}{own}"
     return manifest
+
+
+def weak_source_splits(recipe, source, parts: dict, seed: int, manifest: dict) -> dict:
+    """The training splits of weak models with their own source data (`weak.data`, a teacher's `data`):
+    {split: (ids, texts, labels)}, each drawn without B's, test's and test_ood's texts; a description of
+    each in the manifest under `weak_sources`."""
+    exclude = {source.texts[i] for name in ("transfer", "test", "test_ood") for i in parts.get(name, [])}
+    out = {}
+    for key, split, src in data.weak_sources(recipe):
+        if split in out:
+            continue
+        texts, labels, idx, info = data.draw_weak_source(recipe.data, src, recipe.task, seed, exclude,
+                                                         source.info.get("label_map"), key)
+        out[split] = (idx, texts, labels)
+        manifest.setdefault("weak_sources", {})[split] = info
+    return out
 
 
 def save_split(target, ids, texts: list, labels) -> None:

@@ -78,7 +78,8 @@ def collect(run: RunDir, recipe, timings: dict) -> dict:
         "seeds": seeds,
         "data": stage(seeds[0], "data"),
         "n_test": ev["n_test"], "n_bootstrap": ev["n_bootstrap"], "ci_level": ev["ci_level"],
-        "weak": model_entry("weak", weak, ("model", "mode", "soft_label_quantiles", "head_l2", "checker")),
+        "weak": model_entry("weak", weak, ("model", "mode", "soft_label_quantiles", "head_l2", "checker",
+                                           "trained_on")),
         "ceiling": model_entry("ceiling", ceil, ("model", "mode", "head_l2")),
         "methods": {},
         "model_selection": _model_selection(recipe),
@@ -130,7 +131,10 @@ def _fmt(entry: dict, pct: bool = True) -> str:
 
 
 def _rows(results: dict) -> list[tuple[str, dict]]:
-    rows = [(f"weak ({results['weak'].get('model')}, {results['weak'].get('mode')})", results["weak"])]
+    w = results["weak"]
+    src = w.get("trained_on") or {}
+    own = ", trained on " + " ".join(str(src[k]) for k in ("name", "path", "where") if src.get(k)) if src else ""
+    rows = [(f"weak ({w.get('model')}, {w.get('mode')}{own})", w)]
     oracle = " [oracle selection]" if results.get("oracle_selection") else ""
     rows += [(f"transfer: {k}" + (f" ({v['loss']})" if v.get("loss", "xent") != "xent" else "") + oracle, v)
              for k, v in results["methods"].items()]

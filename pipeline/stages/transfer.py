@@ -5,7 +5,7 @@ trained on them with the method's loss."""
 import numpy as np
 
 from pipeline import models, rundir, tasks
-from pipeline.data import dataset_prompt
+from pipeline.data import dataset_prompt, source_split
 from pipeline.errors import UserError
 from pipeline.methods import METHODS
 from pipeline.methods.base import MethodContext, crossfit_weak_on_a
@@ -38,7 +38,9 @@ def method_context(job: Job, inp: SeedInputs, task) -> MethodContext:
         return task.fit_and_predict(fit, inp, {"train_weak": predict_rows})[0]["train_weak"]
 
     def fit_teacher(model_cfg, desc):
-        fit = Fit(model_cfg, "train_weak", task.gold_targets(inp.labels("train_weak")), desc)
+        """Another weak model trained on gold: A's, or its own source data's split (a teacher's `data:`)."""
+        split = source_split(model_cfg.data) if getattr(model_cfg, "data", None) else "train_weak"
+        fit = Fit(model_cfg, split, task.gold_targets(inp.labels(split)), desc)
         return task.fit_and_predict(fit, inp, {"transfer": None})[0]["transfer"]
 
     def causal(spec, need):

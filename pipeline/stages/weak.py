@@ -3,6 +3,7 @@ its predictions on test are scored, its in-sample predictions on A are kept for 
 against the weak supervisor there (selective's `weak_reference: in_sample`)."""
 
 from pipeline import rundir, tasks
+from pipeline.data import source_label
 from pipeline.stages.base import Job, Stage, ood_accuracy, per_seed, write_scored
 from pipeline.tasks.base import Fit
 
@@ -28,7 +29,8 @@ def run(job: Job) -> dict:
             **calibration,
             **ood_accuracy(task, inp, probs),
             **task.label_stats(probs["transfer"]),
-            "summary": f"{r.weak.model} ({r.weak.mode}): test acc {test_acc:.3f}, "
+            **({"trained_on": rundir.as_data(r.weak.data)} if r.weak.data else {}),
+            "summary": f"{r.weak.model} ({r.weak.mode}{source_label(r.weak.data)}): test acc {test_acc:.3f}, "
                        f"labels on B acc {b_acc:.3f} (gold used for reporting only)"}
 
 

@@ -227,3 +227,33 @@ def test_a_registry_shifted_test_set_is_read_with_its_own_fields(tmp_path):
     folder = write_local_copy("boolq", tmp_path / "bq", "parquet", n=20)
     with pytest.raises(UserError, match="label values 'neg', 'pos'"):
         load_source(DataConfig(name="boolq", path=str(folder), test_ood=ShiftConfig(path=str(bad))))
+
+
+def test_a_weak_models_own_source_draws_from_its_filter_without_b_or_test_texts(tmp_path):
+    from pipeline.config.schema import SourceConfig
+    from pipeline.data import draw_weak_source
+
+    rows = [{"text": f"t{i // 3 * 3}" if i % 3 == 2 else f"t{i}", "label": ["no", "yes"][i % 2],
+             "domain": "hotels" if i % 3 else "medicine"} for i in range(600)]
+    p = _jsonl(tmp_path / "d.jsonl", rows)
+    cfg = DataConfig(path=str(p), where="domain=medicine", n_train_weak=40, n_transfer=40, n_test=40)
+    src = load_source(cfg)
+    parts = draw_splits(src, cfg, 0)
+    exclude = {src.texts[i] for k in ("transfer", "test") for i in parts[k]}
+    domain = {}
+    for r in rows:
+        domain.setdefault(r["text"], set()).add(r["domain"])
+    texts, labels, ids, info = draw_weak_source(cfg, SourceConfig(where="domain=hotels", n=50), "classification", 0,
+                                                exclude, src.info["label_map"])
+    assert len(texts) == 50 and labels.sum() == 25  # balanced, as data.balance says
+    assert all("hotels" in domain[t] for t in texts) and not set(texts) & exclude
+    assert info["left_out_overlap"] > 0  # some hotel texts repeat medicine ones (rows i % 3 == 2) and were held out
+    again = draw_weak_source(cfg, SourceConfig(where="domain=hotels", n=50), "classification", 0, exclude, None)
+    assert again[0] == texts  # deterministic
+    with pytest.raises(UserError, match="weak.data: .*'domain=spa' matches none"):
+        draw_weak_source(cfg, SourceConfig(where="domain=spa"), "classification", 0, exclude, None)
+    other = _jsonl(tmp_path / "o.jsonl", [{"text": f"o{i}", "label": ["bad", "good"][i % 2]} for i in range(40)])
+    with pytest.raises(UserError, match="not the data's"):
+        draw_weak_source(cfg, SourceConfig(path=str(other)), "classification", 0, exclude, src.info["label_map"])
+    with pytest.raises(UserError, match="needs a name, a path or a `where`"):
+        draw_weak_source(cfg, SourceConfig(), "classification", 0, exclude, None)

@@ -130,3 +130,57 @@ theory: {{enabled: false}}
     report = (run / "report.md").read_text()
     assert "### Teachers of `ensemble`" in report and "| uniform |" in report.split("### Against")[1]
     capsys.readouterr()
+
+
+def test_teachers_under_a_shift_train_on_their_own_sources_and_both_test_sets_are_scored(tmp_path, tiny_models,
+                                                                                          capsys):
+    import json
+
+    import datasets
+    from conftest import make_rows
+
+    from pipeline.cli import main
+
+    rows = [{**r, "domain": "abc"[i % 3]} for i, r in enumerate(make_rows(540))]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    domain = {r["review"]: r["domain"] for r in rows}
+    enc, dec = tiny_models["encoder"], tiny_models["decoder"]
+    head = "head: {cv_folds: 3, l2_grid: [1.0]}"
+    recipe = tmp_path / "shift.yaml"
+    recipe.write_text(f"""
+name: shift
+output_dir: {tmp_path / 'runs'}
+data: {{path: {data}, text_field: review, label_field: sentiment, where: domain=a, n_train_weak: 40,
+        n_transfer: 50, n_test: 50, max_length: 16, test_ood: {{path: {data}, where: domain=b, n: 40}}}}
+weak: {{model: {enc}, mode: head, {head}, data: {{where: domain=b}}}}
+strong: {{model: {dec}, mode: head, {head}}}
+methods:
+  - naive
+  - name: ensemble
+    teachers: [{{model: {enc}, mode: head, {head}, data: {{where: domain=c, n: 30}}}},
+               {{model: {dec}, mode: head, {head}}}]
+    epochs: 3
+evaluate: {{bootstrap: 100}}
+theory: {{enabled: false}}
+""")
+    assert main(["run", str(recipe), "--no-progress"]) == 0, capsys.readouterr().err
+    run = tmp_path / "runs" / "shift"
+    split = {p.name: datasets.load_from_disk(str(p)) for p in (run / "data").iterdir() if p.is_dir()}
+    own = next(k for k in split if k.startswith("train_weak."))
+    assert {domain[t] for t in split["train_weak"]["text"]} == {"b"} and len(split["train_weak"]) == 40
+    assert {domain[t] for t in split[own]["text"]} == {"c"} and len(split[own]) == 30
+    assert {domain[t] for k in ("transfer", "test") for t in split[k]["text"]} == {"a"}
+    assert not set(split["train_weak"]["text"]) & set(split["test_ood"]["text"])  # its test texts held out
+    res = json.loads((run / "results.json").read_text())
+    ens = res["methods"]["ensemble"]["diagnostics"]
+    assert ens["teachers"][1].endswith("trained on domain=c)") and len(ens["weights"]) == 3
+    assert set(res["test_ood"]["models"]) == {"weak", "ceiling", "naive", "ensemble"}  # scored on the shifted set
+    report = (run / "report.md").read_text()
+    assert "train_weak drawn from" in report and "where domain=b" in report and "trained on domain=b" in report
+    # a teacher's source that matches nothing is found before anything runs, naming the teacher
+    bad = recipe.read_text().replace("where: domain=c, n: 30", "where: domain=z")
+    recipe.write_text(bad.replace("name: shift", "name: shift2"))
+    capsys.readouterr()
+    assert main(["validate", str(recipe)]) == 2
+    assert "methods[1].teachers[0].data: data.where: 'domain=z' matches none" in capsys.readouterr().err
