@@ -66,11 +66,28 @@ def param_count(spec: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def _names(entries) -> list[str]:
-    """Folder-safe unique names: the model's slug, plus the mode or an index when two entries share it."""
+    """Folder-safe unique names: the model's slug, plus the mode when two entries share it, plus the settings
+    that tell them apart when they share that too (a training budget: `minilm-full-epochs2`), else an index."""
     slugs = [_slug(m.model) for m in entries]
     names = [s if slugs.count(s) == 1 else f"{s}-{m.mode}" for s, m in zip(slugs, entries)]
-    return [n if names.count(n) == 1 else f"{n}-{i}" for i, n in enumerate(names)]
+    leaves = [_leaves(to_dict(m)) for m in entries]
+    out = []
+    for i, n in enumerate(names):
+        twins = [j for j, o in enumerate(names) if o == n]
+        if len(twins) > 1:
+            differ = [k for k in leaves[i] if k != "model" and len({repr(leaves[j].get(k)) for j in twins}) > 1]
+            tail = "-".join(f"{k.split('.')[-1]}{leaves[i][k]}" for k in differ[:2])
+            n = "".join(c if c.isalnum() or c in "-." else "-" for c in f"{n}-{tail}") if tail else n
+        out.append(n)
+    return [n if out.count(n) == 1 else f"{n}-{i}" for i, n in enumerate(out)]
 
 
 def plan(recipe) -> list[dict]:
@@ -132,14 +149,14 @@ def run_sweep(runner: Runner) -> Path:
     if r.theory.enabled:
         runner.run_theory()
     if acc.is_main_process:
-        results = collect(root, r, pairs, runner, time.perf_counter() - start)
+        results = collect(root, r, pairs, runner, time.perf_counter() - start, subs)
         render(results, root)
         runner.log(f"[sweep] {root / 'report.md'}")
     acc.wait_for_everyone()
     return root
 
 
-def collect(root: Path, recipe, pairs: list[dict], runner, wall: float) -> dict:
+def collect(root: Path, recipe, pairs: list[dict], runner, wall: float, subs=()) -> dict:
     rows = []
     for p in pairs:
         res = read_json(root / "pairs" / p["name"] / "results.json")
@@ -164,11 +181,68 @@ def collect(root: Path, recipe, pairs: list[dict], runner, wall: float) -> dict:
                "stages": runner.timings, "config": to_dict(recipe)}
     if recipe.sweep.datasets:
         results["suite"] = suite_summary(rows, results["methods"], recipe.evaluate)
+    settings = weak_settings(subs, recipe)
+    if settings:
+        results["weak_settings"] = settings
     theory = root / "theory" / "metrics.json"
     if recipe.theory.enabled and theory.exists():
         results["theory"] = read_json(theory)
     write_json(root / "results.json", results)
     return results
+
+
+def weak_settings(subs, recipe) -> list[dict]:
+    """Where the sweep lists several weak models (or one model in several modes or budgets) under the same
+    strong model and dataset: every later weak entry against the first, per method, paired (the same seeds
+    and test examples; `metrics.compare_settings`): Δ weak accuracy, Δ student accuracy and Δ PGR."""
+    from pipeline import tasks
+    from pipeline.metrics import compare_settings
+    from pipeline.stages.evaluate import _per_seed
+
+    groups: dict = {}
+    for p, sub in subs:
+        groups.setdefault((p["dataset"], p["strong_name"]), []).append((p, sub))
+    out = []
+    for (dataset, strong), members in groups.items():
+        if len(members) < 2:
+            continue
+        merged: dict = {}
+        for p, sub in members:
+            for seed, (y, probs) in _per_seed(sub.recipe, sub.paths, tasks.of(sub.recipe), "test").items():
+                if recipe.task == "generation":  # correctness 0/1 against an all-ones "label"
+                    y = np.ones(len(y), dtype=int)
+                entry = merged.setdefault(seed, (y, {"ceiling": probs["ceiling"]}))
+                entry[1].update({f"{p['weak_name']}/{k}": v for k, v in probs.items() if k != "ceiling"})
+        (ref, _), e = members[0], recipe.evaluate
+        for p, _ in members[1:]:
+            for m in recipe.methods:
+                d = compare_settings(merged, (f"{ref['weak_name']}/weak", f"{ref['weak_name']}/{m.key}"),
+                                     (f"{p['weak_name']}/weak", f"{p['weak_name']}/{m.key}"), "ceiling",
+                                     e.bootstrap, e.ci, e.seed, shared_test=not recipe.data.vary_split)
+                out.append({"dataset": dataset, "strong": strong, "reference": ref["weak_name"],
+                            "other": p["weak_name"], "method": m.key, **d})
+    return out
+
+
+def _settings_lines(results: dict) -> list[str]:
+    rows = results.get("weak_settings")
+    if not rows:
+        return []
+    suite = any(r["dataset"] for r in rows)
+    lines = ["", "### Weak settings compared, paired", "",
+             "Each later weak entry minus the first under the same strong model" + (" and dataset" if suite else "")
+             + ": the same seeds and test examples for both, so their shared noise cancels. Δ in points of "
+             "accuracy; Δ PGR uses each setting's own weak model.", "",
+             "| " + ("dataset | " if suite else "") + "strong | weak: other − reference | method | Δ weak acc | "
+             "Δ student acc | Δ PGR |", "|" + ("---|" if suite else "") + "---|---|---|---|---|---|"]
+    for r in rows:
+        if "student" not in r:
+            continue
+        g = r["pgr"]
+        pgr = "undefined" if g["value"] is None else f"{g['value']:+.2f} [{g['ci95'][0]:+.2f}, {g['ci95'][1]:+.2f}]"
+        lines.append("| " + (f"{r['dataset']} | " if suite else "") + f"{r['strong']} | {r['other']} − "
+                     f"{r['reference']} | {r['method']} | {_points(r['weak'])} | {_points(r['student'])} | {pgr} |")
+    return lines
 
 
 def suite_summary(rows: list[dict], methods: list[str], eval_cfg) -> dict:
@@ -240,6 +314,10 @@ def _suite_lines(results: dict) -> list[str]:
                          + (f"{med['value']:.2f} [{med['ci95'][0]:.2f}, {med['ci95'][1]:.2f}]" if med else "—")
                          + f" ({e['n_defined']} of {len(datasets)} defined) |")
     return lines
+
+
+def _points(e: dict) -> str:
+    return f"{e['value'] * 100:+.1f} [{e['ci95'][0] * 100:+.1f}, {e['ci95'][1] * 100:+.1f}]"
 
 
 def _pct(e: dict) -> str:
@@ -335,6 +413,7 @@ def render(results: dict, root: Path) -> None:
     if shifted:
         lines += ["", "Shifted test set (`data.test_ood`), every model scored there; PGR there:", "", *header]
         lines += _pair_rows(shifted, results["methods"])
+    lines += _settings_lines(results)
     if suite:
         lines += _suite_lines(results) + ["", f"![suite plot]({suite})"]
     lines += ["", f"![size plot]({image})", "", "Per pair: `pairs/<weak>_to_<strong>/report.md`"

@@ -193,3 +193,29 @@ def test_ece_by_hand_and_temperature_scaling_recovers_a_known_temperature():
     assert t == pytest.approx(2.5, rel=0.06)
     assert ece(temper(sharp, t), labels) < 0.02 < ece(sharp, labels)
     assert np.allclose(temper(sharp, 1.0), sharp, atol=1e-5)
+
+
+def test_two_weak_settings_compared_paired_self_is_zero_and_pgr_uses_each_settings_weak_model():
+    """Two weak-to-strong settings (say a linear-probe weak model and a fine-tuned one) under one ceiling:
+    Δ of weak, student and PGR, the same resamples for both; each PGR uses its own weak model."""
+    from pipeline.metrics import compare_settings, evaluate_seeds
+
+    rng = np.random.default_rng(5)
+    per_seed = {}
+    for s in (0, 1, 2):
+        y = rng.integers(0, 2, 400)
+        probs = {name: _scores(y, k, rng) for name, k in (("ceiling", 0.9), ("head/weak", 0.3), ("head/naive", 0.7),
+                                                          ("full/weak", 0.35), ("full/naive", 0.35))}
+        per_seed[s] = (y, probs)
+    same = compare_settings(per_seed, ("head/weak", "head/naive"), ("head/weak", "head/naive"), "ceiling",
+                            n_boot=300)
+    for part in ("weak", "student", "pgr"):
+        assert same[part]["value"] == 0 and same[part]["ci95"] == [0.0, 0.0], part
+    out = compare_settings(per_seed, ("head/weak", "head/naive"), ("full/weak", "full/naive"), "ceiling", n_boot=300)
+    ev = {w: evaluate_seeds({s: (y, {"weak": p[f"{w}/weak"], "ceiling": p["ceiling"], "naive": p[f"{w}/naive"]})
+                             for s, (y, p) in per_seed.items()}, "weak", "ceiling", n_boot=300) for w in ("head", "full")}
+    pgr = {w: ev[w]["pgr"]["naive"]["accuracy"]["value"] for w in ev}
+    assert out["pgr"]["value"] == pytest.approx(pgr["full"] - pgr["head"])
+    assert out["student"]["value"] == pytest.approx(ev["full"]["models"]["naive"]["accuracy"]["value"]
+                                                    - ev["head"]["models"]["naive"]["accuracy"]["value"])
+    assert out["verdict"] == "worse" and out["pgr"]["ci95"][1] < 0 and out["seeds"] == [0, 1, 2]

@@ -144,6 +144,15 @@ methods: [naive, aux_conf]
         assert (root / "pairs" / r["pair"] / "report.md").exists()
     assert (root / "sweep_size.png").stat().st_size > 10_000
     assert "| weak | strong |" in (root / "report.md").read_text()
+    # weak models under one strong model compared paired, each against the sweep's first weak entry
+    acc = {(r["models"], m): v["accuracy"]["value"] for r in res["pairs"] for m, v in r["methods"].items()}
+    settings = res["weak_settings"]
+    assert settings and {s["method"] for s in settings} == {"naive", "aux_conf"}
+    for s in settings:
+        ref, other = (f"{s[k]}_to_{s['strong']}" for k in ("reference", "other"))
+        assert s["student"]["value"] == pytest.approx(acc[other, s["method"]] - acc[ref, s["method"]])
+        assert s["student"]["ci95"][0] <= s["student"]["value"] <= s["student"]["ci95"][1]
+    assert "### Weak settings compared, paired" in (root / "report.md").read_text()
     # a second invocation computes nothing
     again = Runner(recipe, progress=False, log=lambda *a, **k: None)
     run_sweep(again)
@@ -297,3 +306,13 @@ theory: {{enabled: false}}
     assert main(["validate", str(recipe), "sweep.datasets=[multiemo, multiemo_pairs, multiemoo]"]) == 2
     err = capsys.readouterr().err
     assert "'multiemo_pairs' is a preference dataset" in err and "unknown dataset 'multiemoo'" in err
+
+
+def test_sweep_entries_of_one_model_are_named_by_what_tells_them_apart():
+    from pipeline.config.schema import TrainConfig, WeakConfig
+    from pipeline.sweep import _names
+
+    budget = [WeakConfig(model="minilm", mode="full", train=TrainConfig(epochs=e)) for e in (2, 6)]
+    assert _names([*budget, WeakConfig(model="minilm", mode="head"), WeakConfig(model="mpnet")]) == [
+        "minilm-full-epochs2", "minilm-full-epochs6", "minilm-head", "mpnet"]
+    assert _names([budget[0], budget[0]]) == ["minilm-full-0", "minilm-full-1"]

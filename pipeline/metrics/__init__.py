@@ -39,18 +39,11 @@ def _interval(b: np.ndarray, ci: float) -> list[float]:
     return [float(np.nanpercentile(b, (1 - ci) / 2 * 100)), float(np.nanpercentile(b, (1 + ci) / 2 * 100))]
 
 
-def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
-                   shared_test: bool = True, kinds: tuple = KINDS, baseline: str | None = None) -> dict:
-    """Point values and CIs of every model, and PGR of every other model, pooled over training seeds.
-
-    per_seed: {training seed: (gold labels y, {model name: P(class 1)})}. Weak and ceiling must be present
-    for every seed; a method present for a subset of seeds is pooled over that subset (with weak and
-    ceiling restricted to the same seeds, so its PGR compares like with like).
-    PGR is undefined (None + reason) unless the pooled ceiling - weak gap's CI excludes 0 in the
-    ceiling's favour. With one seed this is exactly the paired bootstrap over test examples.
-    `kinds`: the metrics computed (a generation task's exact-match accuracy has no AUROC).
-    `baseline`: a model every other method is compared with, paired (`vs_baseline`, see `_paired`).
-    """
+def _bootstrap(per_seed: dict, n_boot: int, seed: int, shared_test: bool, kinds: tuple):
+    """Every model's metric on every bootstrap resample, and `pooled(name, kind, seeds)`: its mean over those
+    seeds and that mean on each resample (seeds drawn with replacement, then test examples; the same draws
+    for every model, so differences between models are paired). Returns seeds, model names, the seeds of
+    each model, `pooled` and the point values {(name, seed, kind): value}."""
     seeds = sorted(per_seed)
     rng = np.random.default_rng(seed)
     idx_by_seed, boots, points = {}, {}, {}
@@ -74,10 +67,6 @@ def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, 
                 points[name, s, kind] = float(_metric_rows(kind, p1, y, full)[0])
     names = list(dict.fromkeys(n for s in seeds for n in per_seed[s][1]))
     seeds_of = {n: [s for s in seeds if n in per_seed[s][1]] for n in names}
-    for ref in (weak, ceiling):
-        if seeds_of.get(ref) != seeds:
-            raise ValueError(f"{ref!r} must have predictions for every seed {seeds}")
-
     draws = {}
 
     def seed_draw(subset: tuple) -> np.ndarray:
@@ -93,6 +82,26 @@ def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, 
         table = np.stack([boots[name, s, kind] for s in subset], 1)  # [n_boot, len(subset)]
         return float(np.mean([points[name, s, kind] for s in subset])), np.nanmean(
             np.take_along_axis(table, d, 1), 1)
+
+    return seeds, names, seeds_of, pooled, points
+
+
+def evaluate_seeds(per_seed: dict, weak: str, ceiling: str, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
+                   shared_test: bool = True, kinds: tuple = KINDS, baseline: str | None = None) -> dict:
+    """Point values and CIs of every model, and PGR of every other model, pooled over training seeds.
+
+    per_seed: {training seed: (gold labels y, {model name: P(class 1)})}. Weak and ceiling must be present
+    for every seed; a method present for a subset of seeds is pooled over that subset (with weak and
+    ceiling restricted to the same seeds, so its PGR compares like with like).
+    PGR is undefined (None + reason) unless the pooled ceiling - weak gap's CI excludes 0 in the
+    ceiling's favour. With one seed this is exactly the paired bootstrap over test examples.
+    `kinds`: the metrics computed (a generation task's exact-match accuracy has no AUROC).
+    `baseline`: a model every other method is compared with, paired (`vs_baseline`, see `_paired`).
+    """
+    seeds, names, seeds_of, pooled, points = _bootstrap(per_seed, n_boot, seed, shared_test, kinds)
+    for ref in (weak, ceiling):
+        if seeds_of.get(ref) != seeds:
+            raise ValueError(f"{ref!r} must have predictions for every seed {seeds}")
 
     n_test = {s: len(per_seed[s][0]) for s in seeds}
     out = {"seeds": seeds, "n_test": n_test[seeds[0]] if len(set(n_test.values())) == 1 else n_test,
@@ -179,3 +188,34 @@ def evaluate_predictions(y: np.ndarray, probs: dict[str, np.ndarray], weak: str,
     """One seed: point values and paired-bootstrap CIs (test examples resampled jointly for all models),
     PGR = (transfer - weak) / (ceiling - weak), undefined when the gap is within noise."""
     return evaluate_seeds({0: (y, probs)}, weak, ceiling, n_boot, ci, seed)
+
+
+def compare_settings(per_seed: dict, reference: tuple[str, str], other: tuple[str, str], ceiling: str,
+                     n_boot: int = 1000, ci: float = 0.95, seed: int = 0, shared_test: bool = True,
+                     kind: str = "accuracy") -> dict:
+    """One weak-to-strong setting against another on the same test examples and seeds: `other` minus
+    `reference`, each a (weak model, student) pair of names in `per_seed` (as evaluate_seeds takes it),
+    sharing `ceiling`. Δ of the weak model's metric, of the student's, and of PGR (each setting's PGR with
+    its own weak model), every resample drawing the same seeds and test examples for both settings, so a
+    setting compared with itself gets exactly [0, 0]. ΔPGR is undefined when either setting's ceiling -
+    weak gap is within noise."""
+    seeds, _, seeds_of, pooled, points = _bootstrap(per_seed, n_boot, seed, shared_test, (kind,))
+    subset = tuple(s for s in seeds if all(s in seeds_of.get(n, ()) for n in (*reference, *other, ceiling)))
+    if not subset:
+        return {"seeds": [], "verdict": "no shared seed"}
+    c, cb = pooled(ceiling, kind, subset)
+    (wr, wrb), (tr, trb), (wo, wob), (to, tob) = (pooled(n, kind, subset) for n in (*reference, *other))
+    out = {"seeds": list(subset), "kind": kind,
+           "weak": {"value": wo - wr, "ci95": _interval(wob - wrb, ci)},
+           "student": {"value": to - tr, "ci95": _interval(tob - trb, ci),
+                       "per_seed": [points[other[1], s, kind] - points[reference[1], s, kind] for s in subset]}}
+    gaps = [_interval(cb - wrb, ci), _interval(cb - wob, ci)]
+    if min(g[0] for g in gaps) <= 0:
+        out["pgr"] = {"value": None, "ci95": None, "reason": "a setting's ceiling - weak gap is within noise"}
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b = (tob - wob) / (cb - wob) - (trb - wrb) / (cb - wrb)
+        out["pgr"] = {"value": float((to - wo) / (c - wo) - (tr - wr) / (c - wr)), "ci95": _interval(b, ci)}
+    lo, hi = out["student"]["ci95"]
+    out["verdict"] = "better" if lo > 0 else "worse" if hi < 0 else "unclear"
+    return out
