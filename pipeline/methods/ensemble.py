@@ -43,6 +43,10 @@ class Config(MethodConfig):
     batch_size: int = field(default=64, metadata={"help": "examples per step of the joint fit"})
     lr: float = field(default=1e-2, metadata={"help": "Adam learning rate of the student probe"})
     weights_lr: float = field(default=1e-2, metadata={"help": "Adam learning rate of the teachers' weights"})
+    objective: Literal["xent", "kl"] = field(default="xent", metadata={
+        "help": "loss of the joint fit: xent = cross-entropy of the probe against the combined labels (RAVEN; "
+                "linear in the weights, so it rewards a teacher for being confident as much as for being "
+                "fittable), kl = KL(combined labels || probe), the same minus the combined labels' entropy"})
     l2: float = field(default=1e-3, metadata={"help": "L2 penalty on the probe's weights (standardised features)"})
 
     def validate(self) -> list[str]:
@@ -72,14 +76,18 @@ def preflight(cfg: Config, recipe) -> str | None:
     return None
 
 
+def mean_entropy(probs: np.ndarray) -> np.ndarray:
+    """[K] each teacher's mean label entropy (nats) over the rows of probs [K, n, 2]."""
+    p = np.clip(probs, 1e-6, 1.0)
+    return -(p * np.log(p)).sum(-1).mean(-1)
+
+
 def initial_weights(probs: np.ndarray, init: str) -> np.ndarray:
     """[K] starting weights on the simplex: equal, or proportional to 1 / (mean entropy of each teacher)."""
     k = len(probs)
     if init == "uniform":
         return np.full(k, 1.0 / k)
-    p = np.clip(probs, 1e-6, 1.0)
-    entropy = -(p * np.log(p)).sum(-1).mean(-1)  # [K]
-    inv = 1.0 / np.maximum(entropy, 1e-6)
+    inv = 1.0 / np.maximum(mean_entropy(probs), 1e-6)
     return inv / inv.sum()
 
 
@@ -131,6 +139,8 @@ def fit_weights(features: np.ndarray, probs: np.ndarray, cfg: Config, seed: int)
             target = torch.einsum("k,knc->nc", w, P[:, idx])
             logq = torch.log_softmax(head(X[idx]), -1)
             loss = -(target * logq).sum(-1).mean() + cfg.l2 * head.weight.pow(2).sum()
+            if cfg.objective == "kl":  # minus the entropy of the combined labels: confidence earns nothing
+                loss = loss + (target * torch.log(target.clamp_min(1e-12))).sum(-1).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -154,6 +164,7 @@ def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
     acc = [float((p.argmax(1) == gold_b).mean()) for p in probs]
     return LabelSet(targets=labels, diagnostics={
         "teachers": names, "teacher_accuracy_B": acc, "weights": fit["weights"].tolist(),
+        "teacher_mean_entropy_B": mean_entropy(probs).tolist(), "objective": cfg.objective,
         "initial_weights": fit["trajectory"][0], "learned": cfg.learn_weights, "init": cfg.init,
         "easy_share_B": fit["easy_share"], "warmup_epochs": cfg.warmup_epochs,
         "weight_trajectory": fit["trajectory"],
@@ -165,12 +176,18 @@ def report_lines(key: str, entry: dict, results: dict) -> list[str]:
     d = entry.get("diagnostics") or {}
     if "weights" not in d:
         return []
-    how = "learned jointly with a linear probe on the strong model's features" if d["learned"] else "fixed"
-    lines = ["", f"### Teachers of `{key}`", "",
-             f"Weights {how} (start: {d['init']}; warm-up {d['warmup_epochs']} epochs on the "
-             f"{d['easy_share_B']:.0%} of B where all teachers agree).", "",
-             "| teacher | accuracy on B (%) | start weight | final weight |", "|---|---|---|---|"]
-    for name, a, w0, w in zip(d["teachers"], d["teacher_accuracy_B"], d["initial_weights"], d["weights"]):
-        lines.append(f"| {name} | {a * 100:.1f} | {w0:.3f} | {w:.3f} |")
+    if d["learned"]:
+        how = (f"learned jointly with a linear probe on the strong model's features, objective "
+               f"{d.get('objective', 'xent')} (start: {d['init']}; warm-up {d['warmup_epochs']} epochs on the "
+               f"{d['easy_share_B']:.0%} of B where all teachers agree)")
+    else:
+        how = f"fixed at the start ({d['init']}); all teachers agree on {d['easy_share_B']:.0%} of B"
+    entropy = d.get("teacher_mean_entropy_B") or [None] * len(d["teachers"])
+    lines = ["", f"### Teachers of `{key}`", "", f"Weights {how}.", "",
+             "| teacher | accuracy on B (%) | mean label entropy (nats) | start weight | final weight |",
+             "|---|---|---|---|---|"]
+    for name, a, h, w0, w in zip(d["teachers"], d["teacher_accuracy_B"], entropy, d["initial_weights"],
+                                 d["weights"]):
+        lines.append(f"| {name} | {a * 100:.1f} | {'—' if h is None else f'{h:.3f}'} | {w0:.3f} | {w:.3f} |")
     lines.append(f"\nCombined labels: {d['ensemble_label_accuracy'] * 100:.1f}% accurate on B.")
     return lines

@@ -184,3 +184,27 @@ theory: {{enabled: false}}
     capsys.readouterr()
     assert main(["validate", str(recipe)]) == 2
     assert "methods[1].teachers[0].data: data.where: 'domain=z' matches none" in capsys.readouterr().err
+
+
+def test_cross_entropy_weights_reward_confidence_and_kl_removes_that_bias():
+    """A teacher right on 85% of B at confidence 0.65 and one right on 70% at 0.99: RAVEN's cross-entropy is
+    linear in w and its minimum over w includes each teacher's own entropy, so the confident, less accurate
+    teacher takes all the weight; the KL objective (the same loss minus the combined labels' entropy) gives
+    the accurate one a real share."""
+    from pipeline.methods.ensemble import Config, fit_weights
+
+    rng = np.random.default_rng(0)
+    n = 600
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 8))
+    x[:, 0] += (2 * y - 1) * 1.5
+
+    def teacher(acc, conf):
+        label = np.where(rng.random(n) < acc, y, 1 - y)
+        p = np.where(label == 1, conf, 1 - conf)
+        return np.stack([1 - p, p], 1)
+
+    probs = np.stack([teacher(0.85, 0.65), teacher(0.70, 0.99)])
+    xent = fit_weights(x, probs, Config(objective="xent", epochs=30), 0)["weights"]
+    kl = fit_weights(x, probs, Config(objective="kl", epochs=30), 0)["weights"]
+    assert xent[1] > 0.95 and 0.2 < kl[0] < 0.9 and kl.sum() == pytest.approx(1.0) and kl.min() >= 0
