@@ -16,7 +16,9 @@ def units(recipe) -> list[Unit]:
 def key(recipe, unit: Unit) -> list:
     # the file's identity (path, size, mtime) as well as the settings: an edited file is a new split
     parts = [rundir.as_data(recipe.data), data.file_fingerprint(recipe.data), recipe.task]
-    for _, split, src in data.weak_sources(recipe):  # weak models' own source data
+    # weak models' own source data, once per split: which methods list a teacher does not change the split
+    own = {split: src for _, split, src in data.weak_sources(recipe)}
+    for split, src in sorted(own.items()):
         parts.append([split, rundir.as_data(src), data.file_fingerprint(data.source_cfg(recipe.data, src))])
     return parts + ([split_seed(recipe, unit.seed)] if recipe.data.vary_split else [])
 

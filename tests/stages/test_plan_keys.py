@@ -118,3 +118,14 @@ def test_editing_a_method_reruns_only_that_method(tmp_path, tiny_models, tiny_da
     plan = _states(recipe)  # shared machinery: every unit that fits a head reruns, data does not
     assert plan["data"] == "reuse" and plan["weak"] == plan["ceiling"] == "changed"
     assert plan["transfer/naive"] == "after weak"
+
+
+def test_a_weak_models_own_source_enters_the_data_key_once_per_split(tiny_data):
+    teacher = "{model: minilm, mode: head, data: {where: sentiment=pos}}"
+    one = _keys(tiny_data, f"methods=[naive, {{name: uniform, teachers: [{teacher}]}}]")
+    two = _keys(tiny_data, f"methods=[naive, {{name: uniform, teachers: [{teacher}]}}, "
+                           f"{{name: ensemble, teachers: [{teacher}]}}]")
+    assert one["data"] == two["data"] and one["seed0/ceiling"] == two["seed0/ceiling"]  # the same split
+    other = _keys(tiny_data, f"methods=[naive, {{name: uniform, teachers: [{teacher.replace('pos', 'neg')}]}}]")
+    assert other["data"] != one["data"]
+    assert _keys(tiny_data, "weak.data.where=sentiment=neg")["data"] != _keys(tiny_data)["data"]
