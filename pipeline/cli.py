@@ -95,6 +95,7 @@ def _cmd_run(a) -> int:
         from pipeline.preflight import preflight
 
         preflight(recipe)  # before the accelerator: the plan needs no hardware to be checked
+    from pipeline.lock import run_lock
     from pipeline.runner import Runner
     from pipeline.sweep import run_sweep
 
@@ -102,7 +103,17 @@ def _cmd_run(a) -> int:
     runner = Runner(recipe, force=a.force, force_stages=a.force_stage, progress=not a.no_progress)
     if a.dry_run:
         return _dry_run(runner)
-    run_dir = run_sweep(runner) if recipe.sweep.enabled else runner.run()
+    acc = runner.accelerator
+
+    def share(message: str) -> str:  # every rank gets the main process's verdict on the lock
+        if acc.num_processes == 1:
+            return message
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list([message])[0]
+
+    with run_lock(runner.run_dir, acc.is_main_process, share, runner.log):
+        run_dir = run_sweep(runner) if recipe.sweep.enabled else runner.run()
     runner.log(f"done in {time.perf_counter() - start:.1f} s: {run_dir}/report.md, {run_dir}/results.json")
     return 0
 

@@ -1,0 +1,107 @@
+"""The run lock: one `w2s run` per run directory at a time.
+
+The main process creates `<run>/.w2s-lock` with O_EXCL, holding its pid, host, start time and command;
+a second run on the same directory finds it and refuses (exit 2, naming that process). A lock whose
+process is gone (same host, pid not alive: a killed run) is stale and taken over. Every rank learns the
+main process's verdict (`share`), so an accelerate launch refuses on all ranks together.
+"""
+
+import json
+import os
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+from pipeline.errors import UserError
+
+NAME = ".w2s-lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _holder(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def acquire(run_dir: Path) -> tuple[str, str]:
+    """Take the lock of `run_dir` (created if missing): ("", note) when taken (the note says when a stale
+    lock was taken over), else (why not, "")."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:  # not creatable: no run can use it either, and preflight names the problem
+        return "", ""
+    path = run_dir / NAME
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+          "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+    note = ""
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            other = _holder(path)
+            if other is None:  # unreadable: a writer mid-write, or debris; give it a moment
+                time.sleep(0.2)
+                other = _holder(path) or {"pid": -1, "host": me["host"]}
+            if other.get("host") == me["host"] and not _alive(int(other.get("pid", -1))):
+                note = f"took over the stale lock of process {other.get('pid')} (no longer running)"
+                path.unlink(missing_ok=True)
+                continue
+            where = "" if other.get("host") == me["host"] else f" on host {other.get('host')}"
+            return (f"{run_dir} is in use by another run: process {other.get('pid')}{where}, started "
+                    f"{other.get('started')} ({other.get('command')})"), ""
+        except OSError:  # a folder we cannot write: preflight names the problem
+            return "", ""
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        return "", note
+    return f"could not take the lock {path}", ""
+
+
+def release(run_dir: Path) -> None:
+    """Remove the lock if this process holds it."""
+    path = run_dir / NAME
+    held = _holder(path)
+    if held and held.get("pid") == os.getpid() and held.get("host") == socket.gethostname():
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def run_lock(run_dir: Path, is_main: bool, share: Callable[[str], str] = lambda msg: msg, log=print):
+    """Hold the lock of `run_dir` for the block (main process; `share` gives every rank its verdict). Folders
+    this created that hold nothing when the block ends (a recipe refused by preflight) are removed again."""
+    run_dir = Path(run_dir)
+    new = []  # folders the lock will create (the run directory and missing parents), deepest first
+    d = run_dir.absolute()
+    while not d.exists() and d != d.parent:
+        new.append(d)
+        d = d.parent
+    why, note = acquire(run_dir) if is_main else ("", "")
+    why = share(why)
+    if why:
+        raise UserError(why, "wait for it to finish, or stop it; a lock left by a run on another machine "
+                             f"that is no longer running can be deleted: {run_dir / NAME}")
+    if note:
+        log(f"[lock] {note}")
+    try:
+        yield
+    finally:
+        if is_main:
+            release(run_dir)
+            for d in new:  # a refused recipe leaves no empty folders behind
+                if not d.is_dir() or any(d.iterdir()):
+                    break
+                d.rmdir()

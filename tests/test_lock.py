@@ -1,0 +1,60 @@
+"""The run lock: a second run on a directory in use refuses with exit 2 naming the other process; a lock
+left by a killed run is taken over; the lock goes away when a run ends, also when it fails."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import yaml
+
+from pipeline.cli import main
+from pipeline.lock import NAME, acquire, release
+
+
+def _run_dir(recipe):
+    cfg = yaml.safe_load(recipe.read_text())
+    return os.path.join(cfg["output_dir"], cfg["name"])
+
+
+def _lock(run_dir, pid, host=None):
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, NAME), "w") as f:
+        json.dump({"pid": pid, "host": host or socket.gethostname(), "started": "2026-12-03 10:00:00",
+                   "command": "w2s run recipes/quickstart.yaml"}, f)
+
+
+def test_a_run_in_use_refuses_and_a_stale_lock_is_taken_over(tiny_recipe, capsys):
+    run_dir = _run_dir(tiny_recipe)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock(run_dir, other.pid)
+        assert main(["run", str(tiny_recipe), "--no-progress", "theory.enabled=false"]) == 2
+        err = capsys.readouterr().err
+        assert f"is in use by another run: process {other.pid}" in err and "Traceback" not in err
+        assert sorted(os.listdir(run_dir)) == [NAME]  # nothing written beside the other run's lock
+    finally:
+        other.kill()
+        other.wait()
+    # the process is gone: its lock is stale, taken over, and removed when this run ends
+    assert main(["run", str(tiny_recipe), "--no-progress", "theory.enabled=false"]) == 0
+    out = capsys.readouterr().out
+    assert f"took over the stale lock of process {other.pid}" in out
+    assert os.path.exists(os.path.join(run_dir, "results.json")) and not os.path.exists(os.path.join(run_dir, NAME))
+
+
+def test_a_lock_from_another_host_refuses_and_a_failed_run_leaves_no_lock(tiny_recipe, tmp_path, capsys):
+    run_dir = _run_dir(tiny_recipe)
+    _lock(run_dir, 1, host="gpu-node-7")
+    assert main(["run", str(tiny_recipe), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "on host gpu-node-7" in err and NAME in err  # the hint says which file to delete
+    os.remove(os.path.join(run_dir, NAME))
+    os.rmdir(run_dir)
+    assert main(["run", str(tiny_recipe), "--no-progress", "data.text_field=body"]) == 2  # preflight fails
+    assert not os.path.exists(run_dir)  # no lock, no empty folder left behind
+    assert acquire(tmp_path / "r") == ("", "")
+    assert f"process {os.getpid()}" in acquire(tmp_path / "r")[0]  # held by a live process (this one)
+    release(tmp_path / "r")
+    assert not (tmp_path / "r" / NAME).exists()
