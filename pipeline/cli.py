@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("recipe", type=Path, help="recipe YAML, e.g. recipes/quickstart.yaml")
     run.add_argument("overrides", nargs="*", metavar="key.sub=value", help="override recipe keys (see `w2s keys`)")
-    run.add_argument("--force", action="store_true", help="rerun every stage even if cached")
+    run.add_argument("--force", action="store_true",
+                     help="rerun every stage even if cached (and replace the results of a run on other data)")
     run.add_argument("--force-stage", action="append", default=[], metavar="NAME",
                      help="rerun one stage (data, weak, ceiling, transfer, evaluate, theory); repeatable")
     run.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
@@ -113,9 +114,32 @@ def _cmd_run(a) -> int:
         return broadcast_object_list([message])[0]
 
     with run_lock(runner.run_dir, acc.is_main_process, share, runner.log):
+        if not a.force:
+            _same_experiment(runner.run_dir, recipe)
         run_dir = run_sweep(runner) if recipe.sweep.enabled else runner.run()
     runner.log(f"done in {time.perf_counter() - start:.1f} s: {run_dir}/report.md, {run_dir}/results.json")
     return 0
+
+
+def _same_experiment(run_dir: Path, recipe) -> None:
+    """Refuse to run into a run directory whose results came from other data (or another task kind):
+    they would be replaced stage by stage without a word. Other edits rerun what they change."""
+    import yaml
+
+    from pipeline.config.loading import identity_changes, to_dict
+
+    made_by = run_dir / "config.yaml"
+    if not (run_dir / "results.json").exists() or not made_by.exists():
+        return
+    try:
+        old = yaml.safe_load(made_by.read_text()) or {}
+    except yaml.YAMLError:
+        return
+    changes = identity_changes(old, to_dict(recipe))
+    if changes:
+        raise UserError(f"{run_dir} holds the results of a run on other data; this recipe differs in "
+                        + "; ".join(changes),
+                        "give the run a new name (name=...) to keep both, or pass --force to replace them")
 
 
 def _dry_run(runner) -> int:

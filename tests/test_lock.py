@@ -58,3 +58,20 @@ def test_a_lock_from_another_host_refuses_and_a_failed_run_leaves_no_lock(tiny_r
     assert f"process {os.getpid()}" in acquire(tmp_path / "r")[0]  # held by a live process (this one)
     release(tmp_path / "r")
     assert not (tmp_path / "r" / NAME).exists()
+
+
+def test_a_run_directory_of_other_data_is_not_overwritten_without_force(tiny_recipe, capsys):
+    run_dir = _run_dir(tiny_recipe)
+    assert main(["run", str(tiny_recipe), "--no-progress", "theory.enabled=false"]) == 0
+    before = open(os.path.join(run_dir, "results.json")).read()
+    capsys.readouterr()
+    assert main(["run", str(tiny_recipe), "--no-progress", "theory.enabled=false", "data.n_test=50"]) == 2
+    err = capsys.readouterr().err
+    assert "holds the results of a run on other data" in err and "data.n_test: 60 -> 50" in err
+    assert "name=" in err and "--force" in err and "Traceback" not in err
+    assert open(os.path.join(run_dir, "results.json")).read() == before  # untouched
+    assert not os.path.exists(os.path.join(run_dir, NAME))  # and the lock released
+    # another setting of the same experiment reruns what it changes; --force replaces the results
+    assert main(["run", str(tiny_recipe), "--no-progress", "theory.enabled=false", "strong.head.cv_folds=2"]) == 0
+    assert main(["run", str(tiny_recipe), "--no-progress", "theory.enabled=false", "data.n_test=50", "--force"]) == 0
+    assert json.load(open(os.path.join(run_dir, "results.json")))["n_test"] == 50

@@ -487,3 +487,24 @@ def _describe_registry(prefix: str, base: type, classes: dict) -> list[tuple[str
         rows += [(f"{prefix.removesuffix('[]')}[name={name}].{k}", t, d, h) for k, t, d, h in describe(cls)
                  if k.split(".")[0] not in shared]
     return rows
+
+
+def _leaves(d, prefix: str = "") -> dict:
+    if isinstance(d, dict):
+        out = {}
+        for k, v in d.items():
+            out.update(_leaves(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+# what a run directory's results are of: a recipe that differs here is another experiment
+IDENTITY = ("task", "data.")
+
+
+def identity_changes(old: dict, new: dict) -> list[str]:
+    """The keys, among the task and the data block, whose values differ between two recipes (as `to_dict`
+    writes them): a run directory made by `old` holds another experiment's results than `new` would."""
+    a, b = _leaves(old), _leaves(new)
+    keys = sorted(k for k in a.keys() | b.keys() if k == "task" or k.startswith("data."))
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
