@@ -66,6 +66,11 @@ def read_json_if_exists(path: Path) -> dict:
     return read_json(path) if Path(path).exists() else {}
 
 
+# a stage folder's mid-training checkpoints (`train.checkpoint_every`): kept across a rerun of the same unit
+# with the same cache key (the runner clears everything else of a half-finished attempt)
+CHECKPOINTS = "checkpoints"
+
+
 def predictions_file(split: str) -> str:
     """A stage's predictions on a scored split: predictions.jsonl for test, predictions_<split>.jsonl else."""
     return "predictions.jsonl" if split == "test" else f"predictions_{split}.jsonl"

@@ -24,7 +24,7 @@ from pipeline.config.loading import to_dict
 from pipeline.distributed import make_accelerator, run_logger, start_trackers
 from pipeline.fingerprint import code_fingerprint
 from pipeline.preflight import preflight
-from pipeline.rundir import RunDir, atomic_write, cache_key, read_json, write_json
+from pipeline.rundir import CHECKPOINTS, RunDir, atomic_write, cache_key, read_json, write_json
 from pipeline.stages import PLAN, STAGES
 from pipeline.stages.base import Job, label
 
@@ -123,10 +123,9 @@ class Runner:
             self.log(f"[{name}] cached ({done.get('summary', 'done')})")
             self.timings[name] = {"wall_time_s": done.get("wall_time_s"), "cached": True, "cache_key": key}
             return done
-        if self.accelerator.is_main_process and folder.exists():
-            shutil.rmtree(folder)  # a stale or half-finished attempt: start clean
         if self.accelerator.is_main_process:
-            folder.mkdir(parents=True, exist_ok=True)
+            self._clear(folder, key, state)  # a stale or half-finished attempt: start clean
+        self.accelerator.wait_for_everyone()
         self.accelerator.wait_for_everyone()
         start = time.perf_counter()
         result = stage.run(job)
@@ -134,11 +133,36 @@ class Runner:
                   "wall_time_s": round(time.perf_counter() - start, 2)}
         self.executed.append(str(folder))
         if self.accelerator.is_main_process:
+            ckpt = folder / CHECKPOINTS
+            if ckpt.is_dir() and [p.name for p in ckpt.iterdir()] == ["KEY"]:  # nothing saved (or deleted)
+                shutil.rmtree(ckpt)
             write_json(marker, result)
         self.accelerator.wait_for_everyone()
         self.log(f"[{name}] {result.get('summary', 'done')} ({result['wall_time_s']:.1f} s)")
-        self.timings[name] = {"wall_time_s": result["wall_time_s"], "cached": False, "cache_key": key}
+        self.timings[name] = {"wall_time_s": result["wall_time_s"], "cached": False, "cache_key": key,
+                              **({"resumed_from_step": result["resumed_from_step"]}
+                                 if "resumed_from_step" in result else {})}
         return result
+
+    @staticmethod
+    def _clear(folder: Path, key: str, state: str) -> None:
+        """Empty a unit's folder for a new attempt, keeping the mid-training checkpoints of an interrupted
+        attempt with the same cache key (not after --force: a forced unit starts from scratch); the folder
+        then holds `checkpoints/KEY` naming the key they belong to."""
+        ckpt = folder / CHECKPOINTS
+        keep = state != "forced" and (ckpt / "KEY").exists() and (ckpt / "KEY").read_text() == key
+        aside = folder.parent / f".{folder.name}-{CHECKPOINTS}"
+        if keep:
+            shutil.rmtree(aside, ignore_errors=True)
+            ckpt.replace(aside)
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if keep:
+            aside.replace(ckpt)
+        else:
+            ckpt.mkdir()
+            (ckpt / "KEY").write_text(key)
 
     def plan(self, stages=PLAN) -> list[tuple]:
         """(stage, unit, label, folder, cache key, state) of every unit the recipe enables, without running

@@ -112,6 +112,14 @@ class TrainConfig:
     early_stopping: EarlyStoppingConfig = field(
         default_factory=EarlyStoppingConfig,
         metadata={"help": "best-checkpoint selection on a held-out slice of the training labels"})
+    checkpoint_every: int = help_field(
+        "save the training state (weights or adapter, optimiser, schedule, RNG, data position) every this many "
+        "optimiser steps into the stage folder; a rerun of an interrupted stage resumes from the last one "
+        "(full and lora modes; not with early stopping); 0: off", default=0)
+    checkpoint_minutes: float = help_field("also save it when this many minutes passed since the last save "
+                                           "(0: off)", default=0.0)
+    keep_checkpoints: bool = help_field("keep the last checkpoint when the stage finishes (default: deleted)",
+                                        default=False)
 
 
 @dataclass

@@ -493,7 +493,9 @@ def markdown(results: dict, images: list[str]) -> str:
     lines += ["", "## Run", "", "| stage | wall time (s) | this invocation |", "|---|---|---|"]
     for stage, t in results["stages"].items():
         secs = t.get("wall_time_s")
-        lines.append(f"| {stage} | {secs if secs is not None else '?'} | {'cached' if t.get('cached') else 'ran'} |")
+        state = "cached" if t.get("cached") else "ran" + (
+            f", resumed from its checkpoint at step {t['resumed_from_step']}" if t.get("resumed_from_step") else "")
+        lines.append(f"| {stage} | {secs if secs is not None else '?'} | {state} |")
     env = results.get("env", {})
     v = env.get("versions", {})
     dirty = "+dirty" if env.get("git_dirty") else ""

@@ -101,7 +101,8 @@ class Classification:
         texts = _pick(inputs.texts(fit.split), train_idx)
         val = None if val_rows is None else ([inputs.texts(fit.split)[i] for i in val_rows], val_targets)
         result = finetune(model, tokenizer, texts, targets, role.train, max_length, inputs.accelerator, inputs.seed,
-                           loss=fit.loss, desc=f"{fit.desc}: train", val=val)
+                           loss=fit.loss, desc=f"{fit.desc}: train", val=val,
+                           checkpoint_dir=fit.out_dir / rundir.CHECKPOINTS if fit.out_dir else None)
         model = result.pop("model")
         if save:
             # every process takes part (FSDP / DeepSpeed gather the full state dict), the main one writes:
@@ -116,7 +117,8 @@ class Classification:
                                   role.train.eval_batch_size, inputs.accelerator, desc=f"{fit.desc}: label {s}")
                  for s, idx in predict.items()}
         info = {"mode": role.mode, "train_steps": result["steps"], "final_loss": result["final_loss"],
-                "train_tokens": result["tokens"], "loss": loss_name}
+                "train_tokens": result["tokens"], "loss": loss_name,
+                **({"resumed_from_step": result["resumed_from_step"]} if "resumed_from_step" in result else {})}
         if result["early_stopping"]:
             info["early_stopping"] = {**result["early_stopping"], **es_info}
         return probs, info

@@ -152,7 +152,8 @@ class Generation:
         result = finetune_lm(model, tokenizer, [self.prompt_text(q) for q in questions],
                              [self.answer_text(str(a)) for a in fit.targets], role.train,
                              inputs.recipe.data.max_length, inputs.accelerator, inputs.seed, chat=self.cfg.chat,
-                             desc=f"{fit.desc}: train")
+                             desc=f"{fit.desc}: train",
+                             checkpoint_dir=fit.out_dir / rundir.CHECKPOINTS if fit.out_dir else None)
         model = result.pop("model")
         if role.save_model and fit.out_dir is not None:
             state = model_state_to_save(inputs.accelerator, model, trainable_only=role.mode == "lora")
@@ -166,7 +167,8 @@ class Generation:
                for s, idx in predict.items()}
         info = {"mode": role.mode, "train_steps": result["steps"], "final_loss": result["final_loss"],
                 "train_tokens": result["tokens"], "loss": "xent",
-                "objective": "next-token cross-entropy on the answer tokens only", "checker": self.checker}
+                "objective": "next-token cross-entropy on the answer tokens only", "checker": self.checker,
+                **({"resumed_from_step": result["resumed_from_step"]} if "resumed_from_step" in result else {})}
         return out, info
 
 

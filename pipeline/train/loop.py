@@ -3,6 +3,7 @@ and lora modes: length-grouped batches, AdamW over the prepared model, warm-up +
 early stopping on a held-out slice.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -96,7 +97,7 @@ def prepare_with_optimizer(accelerator, model, loader, cfg):
 
 def finetune(model, tokenizer, texts: list, targets: np.ndarray, cfg, max_length: int, accelerator,
              seed: int, loss: LossConfig | None = None, desc: str = "train",
-             val: tuple[list[str], np.ndarray] | None = None) -> dict:
+             val: tuple[list[str], np.ndarray] | None = None, checkpoint_dir=None) -> dict:
     """Fine-tune `model` in place on (text, target distribution) pairs; returns training stats. A
     preference task's texts are (A, B) pairs and `model` a scalar-reward model: its class logits are
     (r_B, r_A) (`pair_logits`), so the loss is Bradley-Terry on the soft preferences `targets[:, 1]`.
@@ -130,15 +131,78 @@ def finetune(model, tokenizer, texts: list, targets: np.ndarray, cfg, max_length
             return predict_proba(model, tokenizer, val[0], max_length, cfg.eval_batch_size, accelerator, desc=desc,
                                  during_training=True)
     return train_loop(model, items, [length(x) for x in enc], collate, batch_loss, cfg, accelerator, seed, desc,
-                      None if val is None else (val[1], validate))
+                      None if val is None else (val[1], validate), checkpoint_dir)
+
+
+class Checkpoints:
+    """Mid-stage checkpoints: accelerate's `save_state` (weights or adapter, optimiser, scheduler, every
+    process's RNG states) plus the loop's position (step, epoch, batches of that epoch consumed, losses),
+    written into a temporary folder and renamed onto `<dir>/state` (a kill mid-save leaves the previous one)."""
+
+    def __init__(self, folder, cfg, accelerator):
+        import time
+        from pathlib import Path
+
+        self.dir = Path(folder) if folder is not None else None
+        self.every, self.minutes, self.keep = cfg.checkpoint_every, cfg.checkpoint_minutes, cfg.keep_checkpoints
+        self.on = self.dir is not None and (self.every > 0 or self.minutes > 0) and not cfg.early_stopping.enabled
+        self.accelerator, self.last, self.clock = accelerator, time.monotonic(), time.monotonic
+
+    def due(self, step: int, total: int) -> bool:
+        if not self.on or step >= total:
+            return False
+        return (self.every > 0 and step % self.every == 0) or (
+            self.minutes > 0 and self.clock() - self.last >= 60 * self.minutes)
+
+    def save(self, position: dict) -> None:
+        import json
+        import shutil
+
+        acc = self.accelerator
+        tmp = self.dir / f".state-{position['step']}"
+        if acc.is_main_process:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if tmp.exists():
+                shutil.rmtree(tmp)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp), safe_serialization=False)  # every process: FSDP / DeepSpeed save their shards
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            (tmp / "position.json").write_text(json.dumps(position))
+            old = self.dir / ".state-old"
+            if (self.dir / "state").exists():
+                (self.dir / "state").replace(old)
+            tmp.replace(self.dir / "state")
+            shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+        self.last = self.clock()
+
+    def load(self) -> dict | None:
+        """The saved position after restoring the state into the prepared objects, or None."""
+        import json
+
+        state = self.dir / "state" if self.on else None
+        if state is None or not (state / "position.json").exists():
+            return None
+        self.accelerator.load_state(str(state))
+        return json.loads((state / "position.json").read_text())
+
+    def finish(self) -> None:
+        import shutil
+
+        if self.on and not self.keep and self.accelerator.is_main_process:
+            for p in self.dir.glob("*state*"):
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def train_loop(model, items: list, lengths: list[int], collate, batch_loss, cfg, accelerator, seed: int,
-               desc: str = "train", val=None) -> dict:
+               desc: str = "train", val=None, checkpoint_dir=None) -> dict:
     """The optimisation loop every fine-tuning shares: length-grouped batches of `items` (collated by
     `collate`), AdamW over the prepared model, warm-up + schedule, accumulation, clipping, and early
     stopping when `val` = (validation targets, validate(model, desc) -> P(class)) is given.
-    `batch_loss(model, batch, progress in [0, 1), precision)` returns the loss of one batch."""
+    `batch_loss(model, batch, progress in [0, 1), precision)` returns the loss of one batch. With
+    `checkpoint_dir` and `cfg.checkpoint_every` / `checkpoint_minutes`, the state is saved there as it
+    trains and a later call resumes from the last save (the same weights as an uninterrupted run)."""
     sampler = LengthGroupedBatches(lengths, cfg.batch_size, seed, cfg.group_by_length)
     loader = torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=collate)
     upcast_trainable(model, accelerator)
@@ -156,11 +220,26 @@ def train_loop(model, items: list, lengths: list[int], collate, batch_loss, cfg,
     stopped = False
     precision = compute_precision(accelerator, model)
     model.train()
-    step, losses = 0, []
-    bar = tqdm(total=total_steps, desc=desc, unit="step", leave=False, disable=not show_progress(accelerator))
-    tokens = 0
+    step, losses, tokens, epoch, skip = 0, [], 0, 0, 0
+    checkpoints = Checkpoints(checkpoint_dir, cfg, accelerator)
+    resumed = checkpoints.load()
+    rng = torch.get_rng_state()  # as restored from the checkpoint
+    if resumed:
+        step, losses, tokens = resumed["step"], resumed["losses"], resumed["tokens"]
+        epoch, skip = resumed["epoch"], resumed["batches"]
+    bar = tqdm(total=total_steps, initial=step, desc=desc, unit="step", leave=False,
+               disable=not show_progress(accelerator))
     while step < total_steps:
-        for batch in loader:
+        sampler.epoch = epoch  # the epoch's batch order depends on (seed, epoch) only
+        batches = skip
+        epoch_loader = iter(accelerator.skip_first_batches(loader, skip) if skip else loader)
+        if skip:  # an epoch's first batch draws from torch's RNG (the loader's seed); the interrupted run made
+            first = next(epoch_loader, None)  # that draw before its checkpoint, so restore the RNG after it
+            torch.set_rng_state(rng)
+            epoch_loader = itertools.chain([] if first is None else [first], epoch_loader)
+        skip = 0
+        for batch in epoch_loader:
+            batches += 1
             with accelerator.accumulate(model):
                 value = batch_loss(model, batch, step / total_steps, precision)
                 accelerator.backward(value)
@@ -182,9 +261,15 @@ def train_loop(model, items: list, lengths: list[int], collate, batch_loss, cfg,
                     model.train()
                 if step >= total_steps or stopped:
                     break
+                if checkpoints.due(step, total_steps):
+                    done_epoch = batches >= len(loader)
+                    checkpoints.save({"step": step, "losses": losses, "tokens": tokens,
+                                      "epoch": epoch + done_epoch, "batches": 0 if done_epoch else batches})
+        epoch += 1
         if stopped:
             break
     bar.close()
+    checkpoints.finish()
     model.eval()
     accelerator.wait_for_everyone()
     if keeper:
@@ -193,4 +278,5 @@ def train_loop(model, items: list, lengths: list[int], collate, batch_loss, cfg,
         model = accelerator.unwrap_model(model)
     accelerator.free_memory()  # drop the prepared references before the next model is trained
     return {"model": model, "steps": step, "final_loss": float(np.mean(losses[-20:])) if losses else None,
-            "tokens": tokens, "early_stopping": keeper.summary(stopped) if keeper else None}
+            "tokens": tokens, "early_stopping": keeper.summary(stopped) if keeper else None,
+            **({"resumed_from_step": resumed["step"]} if resumed else {})}

@@ -53,7 +53,7 @@ def encode(tokenizer, prompt: str, answer: str, max_length: int, chat: bool = Fa
 
 
 def finetune_lm(model, tokenizer, prompts: list[str], answers: list[str], cfg, max_length: int, accelerator,
-                seed: int, chat: bool = False, desc: str = "sft") -> dict:
+                seed: int, chat: bool = False, desc: str = "sft", checkpoint_dir=None) -> dict:
     """Supervised fine-tuning of a causal LM on (prompt, answer) pairs, the loss on answer tokens only
     (transformers' shifted cross-entropy skips the -100 labels); the shared loop of `train_loop`."""
     from pipeline.train.loop import train_loop
@@ -76,4 +76,4 @@ def finetune_lm(model, tokenizer, prompts: list[str], answers: list[str], cfg, m
             return model(**batch).loss
 
     return train_loop(model, items, [len(x["input_ids"]) for x in items], collate, batch_loss, cfg, accelerator,
-                      seed, desc)
+                      seed, desc, checkpoint_dir=checkpoint_dir)

@@ -16,7 +16,8 @@ def test_length_grouped_batches_cover_every_example_once_per_epoch():
         assert flat == list(range(103))
     assert e1 != e2  # reshuffled each epoch
     # grouping reduces padding relative to random batches
-    pad = lambda batches: sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+    def pad(batches):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
     assert pad(e1) < pad(LengthGroupedBatches(lengths, 8, seed=0, group=False).__iter__())
 
 

@@ -1,0 +1,89 @@
+"""Mid-stage checkpoints: a fine-tune killed after a checkpoint resumes from it (not from step 0) and
+ends with the weights of an uninterrupted run; a stage killed mid-training resumes in the next run."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+
+def _train(tiny_models, checkpoint_dir, stop_after=None):
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from pipeline import models
+    from pipeline.config.schema import TrainConfig
+    from pipeline.train.loop import finetune
+    from tests.conftest import make_rows
+
+    rows = make_rows(48, seed=4)
+    texts = [r["review"] for r in rows]
+    y = np.array([r["sentiment"] == "pos" for r in rows], dtype=int)
+    tok = models.load_tokenizer(tiny_models["encoder"])
+    set_seed(0)
+    model = models.load_classifier(tiny_models["encoder"], tok, "full")
+    cfg = TrainConfig(epochs=3, lr=2e-3, batch_size=8, checkpoint_every=4)  # 6 steps per epoch, 18 in all
+    acc = Accelerator()
+    if stop_after is not None:  # a kill: the process dies inside a backward pass
+        calls, backward = [0], acc.backward
+
+        def dying(loss, **kw):
+            calls[0] += 1
+            if calls[0] > stop_after:
+                raise KeyboardInterrupt
+            return backward(loss, **kw)
+        acc.backward = dying
+    out = finetune(model, tok, texts, np.eye(2)[y], cfg, 16, acc, seed=0, checkpoint_dir=checkpoint_dir)
+    return out, {k: v.detach().clone() for k, v in out["model"].state_dict().items()}
+
+
+def test_a_killed_finetune_resumes_from_its_checkpoint_with_the_uninterrupted_weights(tmp_path, tiny_models):
+    _, reference = _train(tiny_models, None)
+    ckpt = tmp_path / "checkpoints"
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_models, ckpt, stop_after=10)  # dies in step 11, after the checkpoint of step 8
+    assert json.loads((ckpt / "state" / "position.json").read_text())["step"] == 8
+    out, weights = _train(tiny_models, ckpt)
+    assert out["resumed_from_step"] == 8 and out["steps"] == 18
+    assert all(torch.allclose(weights[k], reference[k], atol=1e-6) for k in reference)
+    assert not (ckpt / "state").exists()  # deleted when the run finished
+
+
+def test_a_stage_killed_mid_training_resumes_from_its_checkpoint_in_the_next_run(tiny_recipe, capsys, monkeypatch):
+    """The weak stage dies at step 11 of 48 (checkpoints every 4 steps): the next `w2s run` keeps that
+    checkpoint (same cache key), resumes at step 8, says so in the report, and its weak labels equal those of
+    an uninterrupted run; the finished stage deletes its checkpoint."""
+    import accelerate
+    import yaml
+
+    from pipeline.cli import main
+
+    args = ["run", str(tiny_recipe), "--no-progress", "theory.enabled=false", "methods=[naive]",
+            "weak.train.checkpoint_every=4"]
+    root = yaml.safe_load(tiny_recipe.read_text())["output_dir"]
+    assert main([*args, "name=clean"]) == 0
+    calls, backward = [0], accelerate.Accelerator.backward
+
+    def dying(self, loss, **kw):
+        calls[0] += 1
+        if calls[0] > 10:
+            raise KeyboardInterrupt
+        return backward(self, loss, **kw)
+
+    monkeypatch.setattr(accelerate.Accelerator, "backward", dying)
+    assert main([*args, "name=killed"]) == 130  # Ctrl-C's exit status
+    weak = f"{root}/killed/seed0/weak"
+    assert json.loads(open(f"{weak}/checkpoints/state/position.json").read())["step"] == 8
+    monkeypatch.setattr(accelerate.Accelerator, "backward", backward)
+    capsys.readouterr()
+    assert main([*args, "name=killed"]) == 0
+    metrics = json.loads(open(f"{weak}/metrics.json").read())
+    assert metrics["resumed_from_step"] == 8 and metrics["train_steps"] == 48
+    clean = [json.loads(line) for line in open(f"{root}/clean/seed0/weak/predictions.jsonl")]
+    again = [json.loads(line) for line in open(f"{weak}/predictions.jsonl")]
+    assert again == clean
+    import os
+
+    assert not os.path.exists(f"{weak}/checkpoints")
+    assert "ran, resumed from its checkpoint at step 8" in open(f"{root}/killed/report.md").read()
