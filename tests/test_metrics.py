@@ -213,7 +213,8 @@ def test_two_weak_settings_compared_paired_self_is_zero_and_pgr_uses_each_settin
         assert same[part]["value"] == 0 and same[part]["ci95"] == [0.0, 0.0], part
     out = compare_settings(per_seed, ("head/weak", "head/naive"), ("full/weak", "full/naive"), "ceiling", n_boot=300)
     ev = {w: evaluate_seeds({s: (y, {"weak": p[f"{w}/weak"], "ceiling": p["ceiling"], "naive": p[f"{w}/naive"]})
-                             for s, (y, p) in per_seed.items()}, "weak", "ceiling", n_boot=300) for w in ("head", "full")}
+                             for s, (y, p) in per_seed.items()}, "weak", "ceiling", n_boot=300)
+          for w in ("head", "full")}
     pgr = {w: ev[w]["pgr"]["naive"]["accuracy"]["value"] for w in ev}
     assert out["pgr"]["value"] == pytest.approx(pgr["full"] - pgr["head"])
     assert out["student"]["value"] == pytest.approx(ev["full"]["models"]["naive"]["accuracy"]["value"]
