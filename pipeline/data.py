@@ -158,9 +158,29 @@ def _reader(path: Path) -> str | None:
     return next((v for k, v in _READERS.items() if name.endswith(k)), None)
 
 
+def _check_utf8(path: Path) -> None:
+    """A text file (plain or gzipped) that is not UTF-8 is a UserError naming the first bad byte."""
+    import codecs
+    import gzip
+
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path} is not UTF-8 text: byte 0x{block[e.start]:02x} at offset {offset + e.start:,} "
+                                f"({e.reason})", "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+            offset += len(block)
+
+
 def _read_files(paths: list[Path], kind: str):
     import datasets
 
+    if kind in ("json", "csv"):
+        for p in paths:
+            _check_utf8(p)
     try:
         return getattr(datasets.Dataset, f"from_{kind}")([str(p) for p in paths] if len(paths) > 1 else str(paths[0]))
     except Exception as e:  # malformed files surface as many different pyarrow/json errors

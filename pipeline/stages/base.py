@@ -207,7 +207,10 @@ class SeedInputs:
             if (folder, s) in self._features:
                 out[s] = self._features[folder, s]
             elif (folder / f"{s}.safetensors").exists():
-                out[s] = self._features[folder, s] = load_file(str(folder / f"{s}.safetensors"))["features"]
+                try:
+                    out[s] = self._features[folder, s] = load_file(str(folder / f"{s}.safetensors"))["features"]
+                except Exception:  # truncated or corrupt (a full disk, a killed copy): a cache, so recompute it
+                    missing.append(s)
             else:
                 missing.append(s)
         if missing:

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, get_scheduler
 
 from pipeline.distributed import compute_precision, sharded, upcast_trainable
+from pipeline.errors import UserError
 from pipeline.losses import LossConfig, make_loss
 from pipeline.predict import encode, flatten, is_pairs, length, pair_logits, predict_proba, show_progress
 from pipeline.train.early_stopping import BestCheckpoint
@@ -242,6 +243,13 @@ def train_loop(model, items: list, lengths: list[int], collate, batch_loss, cfg,
             batches += 1
             with accelerator.accumulate(model):
                 value = batch_loss(model, batch, step / total_steps, precision)
+                finite = torch.isfinite(value.detach()).reshape(1).float()
+                if accelerator.num_processes > 1:  # every rank stops together when any rank diverged
+                    finite = accelerator.reduce(finite, reduction="mean")
+                if float(finite) < 1:
+                    raise UserError(f"{desc}: the training loss is not finite ({value.item()}) at optimiser step "
+                                    f"{step + 1} of {total_steps} (lr {cfg.lr:g}): training diverged",
+                                    "lower train.lr, or keep gradient clipping on (train.max_grad_norm, e.g. 1.0)")
                 accelerator.backward(value)
                 if accelerator.sync_gradients and cfg.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
