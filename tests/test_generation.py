@@ -321,8 +321,7 @@ def test_generation_recipe_errors_name_the_key(tmp_path, tiny_models, capsys):
     from pipeline.cli import main
 
     bad = _generation_recipe(tmp_path, tiny_models, "[{name: naive, calibrate: temperature}, {name: aux_conf}, "
-                                                    "{name: graph_smooth}]",
-                             extra="evaluate: {bootstrap: 200}\n")
+                                                    "{name: graph_smooth}]")
     bad.write_text(bad.read_text().replace("mode: full, train: {epochs: 1", "mode: head, train: {epochs: 1")
                    .replace('template: "Review: {prompt} Sentiment:"', "template: 'Q:', checker: exactt"))
     assert main(["validate", str(bad)]) == 2

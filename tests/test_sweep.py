@@ -72,10 +72,8 @@ methods:
 
 
 def test_vary_split_draws_one_split_per_seed(tmp_path, tiny_models, tiny_data):
-    body = _common(tmp_path, tiny_data, "vary") + f"""
+    body = _common(tmp_path, tiny_data, "vary").replace("max_length: 16}", "max_length: 16, vary_split: true}") + f"""
 seeds: [0, 1]
-data: {{path: {tiny_data}, text_field: review, label_field: sentiment, n_train_weak: 60, n_transfer: 60,
-        n_test: 60, max_length: 16, vary_split: true}}
 weak: {{model: {tiny_models['encoder']}, mode: head, head: {{cv_folds: 3, l2_grid: [1.0]}}}}
 strong: {{model: {tiny_models['encoder']}, mode: head, head: {{cv_folds: 3, l2_grid: [1.0]}}}}
 """
