@@ -715,6 +715,25 @@ def draw_weak_source(cfg, src, task: str, seed: int, exclude: set, label_map: di
     return [source.texts[i] for i in idx], source.labels[idx], idx, info
 
 
+def weak_source_splits(recipe, source: Source, parts: dict, seed: int, errors: list | None = None) -> dict:
+    """Every weak model's own training split (`weak_sources`), once per split, drawn without the texts of
+    B, test and test_ood (`parts` indexes `source`): {split: (texts, labels, ids, description)}. With
+    `errors`, a source's problem is appended there (preflight reports them all) instead of raised."""
+    exclude = {source.texts[i] for name in ("transfer", "test", "test_ood") for i in parts.get(name, [])}
+    out = {}
+    for key, split, src in weak_sources(recipe):
+        if split in out:
+            continue
+        try:
+            out[split] = draw_weak_source(recipe.data, src, recipe.task, seed, exclude, source.info.get("label_map"),
+                                          key)
+        except UserError as e:
+            if errors is None:
+                raise
+            errors.append(str(e))
+    return out
+
+
 def split_sizes(cfg) -> dict[str, int]:
     return {"train_weak": cfg.n_train_weak, "transfer": cfg.n_transfer, "test": cfg.n_test}
 

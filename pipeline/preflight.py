@@ -61,14 +61,8 @@ def problems(recipe, num_processes: int | None = None) -> list[str]:
 
 def _source_problems(recipe, source, parts: dict) -> list[str]:
     """Weak models' own source data (weak.data, a teacher's data): readable, same labels, big enough."""
-    exclude = {source.texts[i] for name in ("transfer", "test", "test_ood") for i in parts.get(name, [])}
     out = []
-    for key, _, src in data.weak_sources(recipe):
-        try:
-            data.draw_weak_source(recipe.data, src, recipe.task, recipe.data.seed, exclude,
-                                  source.info.get("label_map"), key)
-        except UserError as e:
-            out.append(str(e))
+    data.weak_source_splits(recipe, source, parts, recipe.data.seed, errors=out)
     if len({repr(m.data) for m in recipe.sweep.weak}) > 1:
         out.append("sweep.weak: the entries train on different `data:` sources, but a sweep's pairs share one "
                    "split; give every entry the same source (or none), or run each source as its own recipe")

@@ -126,7 +126,6 @@ class Runner:
         if self.accelerator.is_main_process:
             self._clear(folder, key, state)  # a stale or half-finished attempt: start clean
         self.accelerator.wait_for_everyone()
-        self.accelerator.wait_for_everyone()
         start = time.perf_counter()
         result = stage.run(job)
         result = {**result, "cache_key": key, "output_id": output_id,

@@ -35,7 +35,9 @@ def run(job: Job) -> dict:
     else:
         manifest["balanced"] = r.data.balance
     splits = {name: (idx, [source.texts[i] for i in idx], source.labels[idx]) for name, idx in parts.items()}
-    splits.update(weak_source_splits(r, source, parts, seed, manifest))
+    for split, (texts, labels, idx, info) in data.weak_source_splits(r, source, parts, seed).items():
+        splits[split] = (idx, texts, labels)
+        manifest.setdefault("weak_sources", {})[split] = info
     for name, (idx, split_texts, split_labels) in splits.items():
         if job.is_main:
             rundir.atomic_write(job.folder / name,
@@ -54,22 +56,6 @@ def run(job: Job) -> dict:
                   for k, v in manifest.get("weak_sources", {}).items())
     manifest["summary"] = f"{r.data.name or r.data.path}: {sizes} ({how}{native}, split seed {seed}){dropped}{own}"
     return manifest
-
-
-def weak_source_splits(recipe, source, parts: dict, seed: int, manifest: dict) -> dict:
-    """The training splits of weak models with their own source data (`weak.data`, a teacher's `data`):
-    {split: (ids, texts, labels)}, each drawn without B's, test's and test_ood's texts; a description of
-    each in the manifest under `weak_sources`."""
-    exclude = {source.texts[i] for name in ("transfer", "test", "test_ood") for i in parts.get(name, [])}
-    out = {}
-    for key, split, src in data.weak_sources(recipe):
-        if split in out:
-            continue
-        texts, labels, idx, info = data.draw_weak_source(recipe.data, src, recipe.task, seed, exclude,
-                                                         source.info.get("label_map"), key)
-        out[split] = (idx, texts, labels)
-        manifest.setdefault("weak_sources", {})[split] = info
-    return out
 
 
 def save_split(target, ids, texts: list, labels) -> None:

@@ -4,7 +4,11 @@ early stopping on a held-out slice.
 """
 
 import itertools
+import json
 import math
+import shutil
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -141,24 +145,18 @@ class Checkpoints:
     written into a temporary folder and renamed onto `<dir>/state` (a kill mid-save leaves the previous one)."""
 
     def __init__(self, folder, cfg, accelerator):
-        import time
-        from pathlib import Path
-
         self.dir = Path(folder) if folder is not None else None
         self.every, self.minutes, self.keep = cfg.checkpoint_every, cfg.checkpoint_minutes, cfg.keep_checkpoints
         self.on = self.dir is not None and (self.every > 0 or self.minutes > 0) and not cfg.early_stopping.enabled
-        self.accelerator, self.last, self.clock = accelerator, time.monotonic(), time.monotonic
+        self.accelerator, self.last = accelerator, time.monotonic()
 
     def due(self, step: int, total: int) -> bool:
         if not self.on or step >= total:
             return False
         return (self.every > 0 and step % self.every == 0) or (
-            self.minutes > 0 and self.clock() - self.last >= 60 * self.minutes)
+            self.minutes > 0 and time.monotonic() - self.last >= 60 * self.minutes)
 
     def save(self, position: dict) -> None:
-        import json
-        import shutil
-
         acc = self.accelerator
         tmp = self.dir / f".state-{position['step']}"
         if acc.is_main_process:
@@ -176,12 +174,10 @@ class Checkpoints:
             tmp.replace(self.dir / "state")
             shutil.rmtree(old, ignore_errors=True)
         acc.wait_for_everyone()
-        self.last = self.clock()
+        self.last = time.monotonic()
 
     def load(self) -> dict | None:
         """The saved position after restoring the state into the prepared objects, or None."""
-        import json
-
         state = self.dir / "state" if self.on else None
         if state is None or not (state / "position.json").exists():
             return None
@@ -189,8 +185,6 @@ class Checkpoints:
         return json.loads((state / "position.json").read_text())
 
     def finish(self) -> None:
-        import shutil
-
         if self.on and not self.keep and self.accelerator.is_main_process:
             for p in self.dir.glob("*state*"):
                 shutil.rmtree(p, ignore_errors=True)
