@@ -122,12 +122,17 @@ def _cmd_run(a) -> int:
 
 
 def _same_experiment(run_dir: Path, recipe) -> None:
-    """Refuse to run into a run directory whose results came from other data (or another task kind):
-    they would be replaced stage by stage without a word. Other edits rerun what they change."""
+    """Refuse to run into a run directory made by an incompatible w2s, or whose results came from other
+    data (or another task kind): they would be replaced stage by stage without a word. Other edits rerun
+    what they change."""
     import yaml
 
     from pipeline.config.loading import identity_changes, to_dict
+    from pipeline.rundir import format_problem
 
+    if problem := format_problem(run_dir):
+        raise UserError(problem, "give the run a new name (name=...) to keep it, or pass --force to recompute "
+                                 "everything in it with this version")
     made_by = run_dir / "config.yaml"
     if not (run_dir / "results.json").exists() or not made_by.exists():
         return

@@ -190,13 +190,54 @@ def write_manifest(folder: Path) -> None:
                                                for p in files}, indent=1))
 
 
+def safetensors_header(path: Path) -> dict:
+    """The JSON header of a safetensors file (tensor names -> dtype, shape, data_offsets), read without
+    loading a tensor. ValueError saying what is wrong when the file is truncated or not safetensors."""
+    import json
+    import struct
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{size} bytes, shorter than a safetensors header")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8:
+            raise ValueError(f"its header claims {n:,} bytes but the file has {size:,}: truncated or not safetensors")
+        try:
+            header = json.loads(f.read(n))
+        except (UnicodeDecodeError, ValueError):
+            raise ValueError("its header is not valid JSON: the file is damaged or not safetensors") from None
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a tensor table: the file is damaged or not safetensors")
+    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end > size:
+        raise ValueError(f"{size:,} bytes where its tensors need {8 + n + end:,}: truncated (a killed copy or a "
+                         "full disk)")
+    return header
+
+
+def weights_problem(folder: Path) -> str | None:
+    """Why a model folder's safetensors files cannot be loaded (truncated, damaged), or None. Reads headers
+    only: cheap enough for `w2s validate`."""
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            safetensors_header(f)
+        except (OSError, ValueError) as e:
+            return f"weights file {f} cannot be loaded: {e}"
+    return None
+
+
 def check_prepared(alias: str, folder: Path, full: bool = False) -> None:
     """A prepared folder whose weight files are missing or of another size than when prepared (or, `full`,
     another sha256) is a UserError saying how to re-prepare it. Folders from before manifests pass."""
     import json
 
     manifest = folder / MANIFEST
-    if not manifest.exists():
+    if not manifest.exists():  # prepared before manifests: the safetensors headers still say if it is whole
+        if problem := weights_problem(folder):
+            raise UserError(f"the prepared copy of {alias!r} is damaged: {problem}",
+                            f"re-prepare it: w2s models prepare {alias}")
         return
     for name, want in json.loads(manifest.read_text()).items():
         f = folder / name
@@ -230,6 +271,8 @@ def check_spec(spec: str) -> str | None:
         if not any((path / f).exists() for f in TOKENIZER_FILES):
             return (f"model folder {spec!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save the "
                     "tokenizer beside the weights (tokenizer.save_pretrained(folder))")
+        if problem := weights_problem(path):
+            return problem + "; copy or save the model folder again (model.save_pretrained(folder))"
         return None
     looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]
     if _HUB_ID.match(spec) and not looks_like_path:
@@ -358,13 +401,15 @@ class _FullWeightsOnEveryRank:
 
 
 def _load(auto_cls, path: str, what: str, model_cfg=None, inference_only: bool = False, **extra):
+    from safetensors import SafetensorError  # a damaged weights file
+
     _quiet_transformers()
     try:
         if inference_only:
             with _FullWeightsOnEveryRank():
                 return auto_cls.from_pretrained(path, **_load_kwargs(model_cfg), **extra)
         return auto_cls.from_pretrained(path, **_load_kwargs(model_cfg), **extra)
-    except (OSError, ValueError, ImportError) as e:
+    except (OSError, ValueError, ImportError, SafetensorError) as e:
         hint = ("attn_implementation: use sdpa or eager (flash_attention_2 needs the flash-attn package and a GPU)"
                 if model_cfg is not None and model_cfg.attn_implementation else
                 "use an alias, a local transformers folder, or a hub id with a reachable hub")

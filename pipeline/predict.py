@@ -39,6 +39,16 @@ def encode(tokenizer, texts: list, max_length: int) -> list:
     return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
 
 
+def count_truncated(tokenizer, texts: list, max_length: int) -> int:
+    """How many inputs (texts, or pairs with either side) are longer than max_length tokens, i.e. what
+    `encode` cuts."""
+    flat = [t for pair in texts for t in pair] if is_pairs(texts) else list(texts)
+    if not flat:
+        return 0
+    over = [len(ids) > max_length for ids in tokenizer(flat, truncation=False, verbose=False)["input_ids"]]
+    return sum(a or b for a, b in zip(over[::2], over[1::2])) if is_pairs(texts) else sum(over)
+
+
 def length(item) -> int:
     return max(len(x["input_ids"]) for x in item) if isinstance(item, tuple) else len(item["input_ids"])
 

@@ -6,7 +6,7 @@ here, in seconds), each method's prerequisites (prompt templates, causal refiner
 process count is known, batch sizes against it. Fast: no model is loaded and torch is not imported.
 """
 
-import os
+import tempfile
 from pathlib import Path
 
 from pipeline import data, models, tasks
@@ -90,9 +90,11 @@ def _output_problems(out: Path) -> list[str]:
     base = _nearest_existing(out)
     if not base.is_dir():
         return [f"output_dir: {out} cannot be created ({base} is a file); set output_dir to a folder, e.g. runs"]
-    if not os.access(base, os.W_OK | os.X_OK):
-        return [f"output_dir: {out} cannot be written ({base} is not writable); set output_dir to a folder you "
-                "can write to, e.g. output_dir=runs"]
+    try:  # a real probe: permission bits do not tell for root, read-only mounts or /proc
+        tempfile.TemporaryDirectory(prefix=".w2s-probe-", dir=base).cleanup()
+    except OSError as e:
+        return [f"output_dir: {out} cannot be created or written ({base}: {e.strerror or e}); set output_dir to a "
+                "folder you can write to, e.g. output_dir=runs"]
     return []
 
 

@@ -24,6 +24,26 @@ import numpy as np
 
 import pipeline
 
+# the layout of a run directory and its results.json: bumped when a change makes older run directories
+# unreadable (env.json and results.json record it; a run directory without it is format 1)
+RUN_FORMAT = 1
+
+
+def format_problem(run_dir: Path) -> str | None:
+    """Why a run directory was made by an incompatible w2s (another run format), or None."""
+    run_dir = Path(run_dir)
+    for name in ("results.json", "env.json"):
+        try:
+            made = json.loads((run_dir / name).read_text())
+        except (OSError, ValueError):
+            continue
+        fmt = made.get("run_format", 1) if isinstance(made, dict) else 1
+        if fmt != RUN_FORMAT:
+            by = made.get("w2s") or (made.get("env") or {}).get("w2s") or "another version"
+            return (f"{run_dir} was made by w2s {by} (run format {fmt}); this w2s {pipeline.__version__} reads run "
+                    f"format {RUN_FORMAT}")
+    return None
+
 
 def cache_key(*parts) -> str:
     """16 hex digits of the sha256 of the package version and `parts` (JSON, sorted keys)."""

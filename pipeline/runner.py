@@ -24,7 +24,7 @@ from pipeline.config.loading import to_dict
 from pipeline.distributed import make_accelerator, run_logger, start_trackers
 from pipeline.fingerprint import code_fingerprint
 from pipeline.preflight import preflight
-from pipeline.rundir import CHECKPOINTS, RunDir, atomic_write, cache_key, read_json, write_json
+from pipeline.rundir import CHECKPOINTS, RUN_FORMAT, RunDir, atomic_write, cache_key, read_json, write_json
 from pipeline.stages import PLAN, STAGES
 from pipeline.stages.base import Job, label
 
@@ -49,7 +49,8 @@ def environment(accelerator) -> dict:
                                     capture_output=True, text=True, timeout=10).stdout.strip()) if git else None
     except (OSError, subprocess.SubprocessError):
         git, dirty = None, None
-    return {"w2s": pipeline.__version__, "git_commit": git, "git_dirty": dirty, "python": sys.version.split()[0],
+    return {"w2s": pipeline.__version__, "run_format": RUN_FORMAT, "git_commit": git, "git_dirty": dirty,
+            "python": sys.version.split()[0],
             "platform": platform.platform(), "versions": versions, "device": str(accelerator.device),
             "num_processes": accelerator.num_processes, "mixed_precision": accelerator.mixed_precision,
             "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}

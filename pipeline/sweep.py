@@ -17,8 +17,6 @@ other pair's with the same weak model, so it runs once and is reused.
 """
 
 import dataclasses
-import json
-import struct
 import time
 from pathlib import Path
 
@@ -48,9 +46,11 @@ def param_count(spec: str) -> int:
     if files:
         total = 0
         for f in files:
-            with open(f, "rb") as fh:
-                (n,) = struct.unpack("<Q", fh.read(8))
-                header = json.loads(fh.read(n))
+            try:
+                header = models.safetensors_header(f)
+            except (OSError, ValueError) as e:
+                raise UserError(f"cannot size model {spec!r} for the sweep: {f.name}: {e}",
+                                "copy or prepare the model folder again") from None
             total += sum(int(np.prod(v["shape"])) for k, v in header.items() if k != "__metadata__")
         return total
     import torch

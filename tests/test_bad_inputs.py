@@ -103,7 +103,7 @@ def test_a_read_only_output_dir(tiny_recipe, tmp_path, capsys):
         if os.access(ro, os.W_OK):
             pytest.skip("running as a user who can write anywhere")
         err = _validate(tiny_recipe, capsys, f"output_dir={ro}")
-        assert "cannot be written" in err
+        assert "cannot be created or written" in err
     finally:
         ro.chmod(0o755)
 
@@ -138,3 +138,108 @@ def test_a_truncated_features_cache_is_recomputed(tiny_recipe, capsys):
             fh.truncate(os.path.getsize(f) // 2)
     assert main([*args, "--force-stage", "ceiling"]) == 0
     assert json.load(open(os.path.join(run, "results.json")))["methods"]["naive"]["accuracy"]["value"] == before
+
+
+def _copy_model(tiny_models, tmp_path, name="copy"):
+    import shutil
+
+    folder = tmp_path / name
+    shutil.copytree(tiny_models["encoder"], folder)
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_safetensors_file_in_a_model_folder(tiny_recipe, tiny_models, tmp_path, capsys, damage):
+    folder = _copy_model(tiny_models, tmp_path)
+    weights = folder / "model.safetensors"
+    good = weights.read_bytes()
+    weights.write_bytes(good[: len(good) // 2] if damage == "truncated" else os.urandom(len(good)))
+    err = _validate(tiny_recipe, capsys, f"weak.model={folder}")
+    assert "model.safetensors" in err and "cannot be loaded" in err and "save" in err
+    assert main(["run", str(tiny_recipe), "--no-progress", f"weak.model={folder}"]) == 2  # refused before data
+    run = os.path.join(yaml.safe_load(tiny_recipe.read_text())["output_dir"], "tiny")
+    assert not os.path.exists(os.path.join(run, "data"))
+
+
+def test_a_weights_file_damaged_after_validation_is_a_clear_load_error(tiny_models, tmp_path):
+    """Between `w2s validate` and loading (a second job rewriting the folder): transformers' error on a
+    damaged safetensors file is not an OSError; it still ends as one message, not a traceback."""
+    from pipeline import models
+    from pipeline.errors import UserError
+
+    folder = _copy_model(tiny_models, tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(b"\xff" * 8 + weights.read_bytes()[8:])
+    tok = models.load_tokenizer(str(folder))
+    with pytest.raises(UserError, match="could not load .* header"):
+        models.load_classifier(str(folder), tok, "full")
+
+
+def test_an_output_dir_that_cannot_be_created(tiny_recipe, capsys):
+    err = _validate(tiny_recipe, capsys, "output_dir=/proc/w2s-runs")
+    assert "output_dir" in err and "/proc/w2s-runs" in err and "cannot be created" in err
+    assert main(["run", str(tiny_recipe), "--no-progress", "output_dir=/proc/w2s-runs"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_run_directory_made_by_an_incompatible_version(tiny_recipe, capsys):
+    args = ["run", str(tiny_recipe), "--no-progress", "methods=[naive]"]
+    assert main(args) == 0
+    run = os.path.join(yaml.safe_load(tiny_recipe.read_text())["output_dir"], "tiny")
+    for name in ("env.json", "results.json"):
+        path = os.path.join(run, name)
+        made = json.load(open(path))
+        json.dump({**made, "run_format": 99, "w2s": "9.0.0"}, open(path, "w"))
+    results = open(os.path.join(run, "results.json")).read()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "w2s 9.0.0 (run format 99)" in err and "--force" in err and "Traceback" not in err
+    assert open(os.path.join(run, "results.json")).read() == results  # untouched
+    assert main(["report", run]) == 2
+    assert "run format 99" in capsys.readouterr().err
+    assert main([*args, "--force"]) == 0
+    assert json.load(open(os.path.join(run, "results.json")))["run_format"] == 1
+
+
+def test_texts_longer_than_max_length_are_counted_and_truncated_with_a_warning(tiny_recipe, capsys):
+    assert main(["run", str(tiny_recipe), "--no-progress", "methods=[naive]", "data.max_length=4"]) == 0
+    err = capsys.readouterr().err
+    # the tiny tokenizer: one token per word plus [CLS] and [SEP]; the tiny texts have 3-8 words
+    warned = [line for line in err.splitlines() if line.startswith("warning:") and "data.max_length = 4" in line]
+    assert warned and all("raise data.max_length" in line for line in warned)
+    assert any(" of split train_weak " in line for line in warned)
+    run = os.path.join(yaml.safe_load(tiny_recipe.read_text())["output_dir"], "tiny")
+    weak = json.load(open(os.path.join(run, "seed0", "weak", "metrics.json")))
+    n_over = weak["truncated_inputs"]["train_weak"]
+    assert 0 < n_over <= 60 and f"warning: {n_over} of 60 inputs of split train_weak" in err
+
+
+def test_a_damaged_mid_training_checkpoint_is_named_and_force_stage_starts_over(tiny_recipe, capsys, monkeypatch):
+    import accelerate
+
+    args = ["run", str(tiny_recipe), "--no-progress", "methods=[naive]", "weak.train.checkpoint_every=4"]
+    calls, backward = [0], accelerate.Accelerator.backward
+
+    def dying(self, loss, **kw):
+        calls[0] += 1
+        if calls[0] > 10:
+            raise KeyboardInterrupt
+        return backward(self, loss, **kw)
+
+    monkeypatch.setattr(accelerate.Accelerator, "backward", dying)
+    assert main(args) == 130
+    monkeypatch.setattr(accelerate.Accelerator, "backward", backward)
+    run = os.path.join(yaml.safe_load(tiny_recipe.read_text())["output_dir"], "tiny")
+    state = os.path.join(run, "seed0", "weak", "checkpoints", "state")
+    damaged = [os.path.join(state, f) for f in os.listdir(state) if f.startswith(("model", "optimizer"))]
+    assert damaged
+    for f in damaged:
+        with open(f, "r+b") as fh:
+            fh.truncate(os.path.getsize(f) // 3)
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint" in err and "cannot be read" in err and "--force-stage" in err and "Traceback" not in err
+    assert main([*args, "--force-stage", "weak"]) == 0
+    assert "resumed_from_step" not in json.load(open(os.path.join(run, "seed0", "weak", "metrics.json")))

@@ -52,3 +52,26 @@ def test_a_source_file_with_another_sha256_is_refused_and_nothing_is_prepared(fa
     assert not fake_alias.exists() and not list(fake_alias.parent.iterdir())  # no half-prepared folder
     assert main(["models", "prepare", "tiny"]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_an_interrupted_prepare_leaves_no_folder_and_the_next_run_prepares(fake_alias, monkeypatch, capsys):
+    """Ctrl-C (or a kill) mid-prepare: the half-written copy lives in a temporary sibling folder, never under
+    the alias's name, so nothing uses it; the next resolve prepares from scratch."""
+    prepare = models.ALIASES["tiny"].prepare
+
+    def interrupted(out: Path) -> None:
+        prepare(out)
+        (out / "model.safetensors").write_bytes(b"half")  # dies while copying the weights
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(models.ALIASES, "tiny", models.Alias((), "encoder", "1M", "test", interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        models.resolve("tiny")
+    assert not fake_alias.exists() and not list(fake_alias.parent.iterdir())  # Ctrl-C cleans up after itself
+    stale = fake_alias.parent / ".tiny-killed"  # what a SIGKILL leaves: a temporary folder with half a copy
+    stale.mkdir()
+    (stale / "config.json").write_text("{}")
+    monkeypatch.setitem(models.ALIASES, "tiny", models.Alias((), "encoder", "1M", "test", prepare))
+    assert main(["models", "prepare", "tiny"]) == 0
+    assert (fake_alias / models.MANIFEST).exists() and models.resolve("tiny") == str(fake_alias)
+    models.check_prepared("tiny", fake_alias, full=True)

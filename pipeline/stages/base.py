@@ -192,6 +192,29 @@ class SeedInputs:
         """The weak model's outputs on the test split (its predictions; no gold involved)."""
         return tasks.of(self.recipe).read_outputs(self.weak_dir() / "predictions.jsonl")
 
+    def note_truncation(self, tokenizer, model: str, splits) -> dict[str, int]:
+        """Count, once per model and split, the inputs longer than data.max_length (they are cut), and warn
+        about any on the main process. Returns {split: count} for the splits with cut inputs."""
+        import sys
+
+        from pipeline.predict import count_truncated
+
+        limit, out = self.recipe.data.max_length, {}
+        for s in dict.fromkeys(splits):
+            key = ("truncated", model, limit, self.data_key, s)
+            if key not in self._features:
+                texts = self.texts(s)
+                n = self._features[key] = count_truncated(tokenizer, texts, limit)
+                if n and self.is_main:
+                    side = "their prompts cut from the left" if texts and not isinstance(texts[0], str) else \
+                        f"cut to their first {limit} tokens"
+                    print(f"warning: {n} of {len(texts)} inputs of split {s} are longer than data.max_length = "
+                          f"{limit} tokens for {model}'s tokenizer and are {side}; raise data.max_length to keep "
+                          "them whole", file=sys.stderr, flush=True)
+            if self._features[key]:
+                out[s] = self._features[key]
+        return out
+
     # --- frozen features
     def features(self, role_cfg, splits: list[str]) -> dict[str, np.ndarray]:
         """Pooled frozen features of `role_cfg.model` per split: computed once per run, cached on disk."""
@@ -216,6 +239,7 @@ class SeedInputs:
         if missing:
             path = models.resolve(role_cfg.model)
             tokenizer = models.load_tokenizer(path)
+            self.note_truncation(tokenizer, role_cfg.model, missing)
             backbone = models.load_backbone(path, role_cfg)
             for s in missing:
                 f = pooled_features(backbone, tokenizer, self.texts(s), self.recipe.data.max_length,

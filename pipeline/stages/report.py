@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+import pipeline
 from pipeline.config.loading import to_dict
 from pipeline.errors import UserError
 from pipeline.methods import METHODS
 from pipeline.plotting import pyplot, save
 from pipeline.rundir import (
+    RUN_FORMAT,
     RunDir,
+    format_problem,
     read_json,
     read_json_if_exists,
     write_json,
@@ -75,6 +78,8 @@ def collect(run: RunDir, recipe, timings: dict) -> dict:
     ceil = {s_: stage(s_, "ceiling") for s_ in seeds}
     results = {
         "name": recipe.name,
+        "run_format": RUN_FORMAT,
+        "w2s": pipeline.__version__,
         "seeds": seeds,
         "data": stage(seeds[0], "data"),
         "n_test": ev["n_test"], "n_bootstrap": ev["n_bootstrap"], "ci_level": ev["ci_level"],
@@ -522,9 +527,13 @@ def read_results(run_dir: Path) -> dict:
     if not path.exists():
         raise UserError(f"{path} not found", "pass a finished run directory, e.g. runs/quickstart")
     try:
-        return json.loads(path.read_text())
+        results = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON ({e})") from None
+    if problem := format_problem(run_dir):
+        raise UserError(problem, "render it with the w2s version that made it, or rerun its recipe with this one "
+                                 "(w2s run RECIPE --force, or a new name)")
+    return results
 
 
 def run(job: Job) -> dict:

@@ -96,6 +96,7 @@ class Classification:
         if role.mode == "head":
             return self._fit_head(fit, inputs, predict, train_idx, targets, val_rows, val_targets, es_info, save)
         tokenizer = models.load_tokenizer(path)
+        truncated = inputs.note_truncation(tokenizer, role.model, [fit.split, *predict])
         inputs.seed_everything()
         model = models.load_classifier(path, tokenizer, role.mode, role.lora, role, num_labels=self.num_labels)
         texts = _pick(inputs.texts(fit.split), train_idx)
@@ -118,6 +119,7 @@ class Classification:
                  for s, idx in predict.items()}
         info = {"mode": role.mode, "train_steps": result["steps"], "final_loss": result["final_loss"],
                 "train_tokens": result["tokens"], "loss": loss_name,
+                **({"truncated_inputs": truncated} if truncated else {}),
                 **({"resumed_from_step": result["resumed_from_step"]} if "resumed_from_step" in result else {})}
         if result["early_stopping"]:
             info["early_stopping"] = {**result["early_stopping"], **es_info}

@@ -181,8 +181,14 @@ class Checkpoints:
         state = self.dir / "state" if self.on else None
         if state is None or not (state / "position.json").exists():
             return None
-        self.accelerator.load_state(str(state))
-        return json.loads((state / "position.json").read_text())
+        try:
+            self.accelerator.load_state(str(state))
+            return json.loads((state / "position.json").read_text())
+        except Exception as e:  # torch.load's and safetensors' errors on a damaged file have no common base
+            raise UserError(f"the mid-training checkpoint in {state} cannot be read ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else 'damaged'})",
+                            f"delete {self.dir} to train this stage from step 0 (or rerun it with --force-stage)"
+                            ) from None
 
     def finish(self) -> None:
         if self.on and not self.keep and self.accelerator.is_main_process:
