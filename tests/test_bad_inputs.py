@@ -1,6 +1,24 @@
 """Bad inputs, each a test: one message naming the thing and the fix, exit 2, no traceback, nothing written.
-(More cases live beside the code they guard: test_runner, test_cli, test_lock, test_models_verify,
-data/test_sources, config/test_config_loading.)"""
+
+The matrix and where each case is tested (here unless named):
+ 1 a key set twice in a recipe            2 an empty data file             3 null / missing labels (dropped, counted)
+ 4 non-UTF-8 bytes in a data file         5 seeds: []                       6 a method listed twice with one id
+ 7 a prompt template without {text}       8 verbalizers not single tokens   9 a model folder without a tokenizer
+10 output_dir read-only                  11 output_dir not creatable (/proc) 12 output_dir (the run dir) is a file
+13 output_dir under a file (test_runner)  14 `w2s report` on an unfinished run  15 a diverging loss (stage, step)
+16 a truncated features cache (recomputed) 17/18 a truncated / garbage safetensors file in a model folder
+19 a weights file damaged after validation (load error)  20 a run directory of another run format (run, report)
+21 inputs longer than max_length (warned, counted)       22 a damaged mid-training checkpoint in a stage folder
+23 a prepared model truncated or changed (test_models_verify)  24 a pinned source file with another sha256 (same)
+25 an interrupted `w2s models prepare` (same)  26 a run directory in use, 27 a stale lock, 28 a lock of another
+host (test_lock)  29 the same name on other data (test_lock)  30 an unknown model alias (test_runner)
+31-36 refine without a causal model, a one-valued label field, a missing column, a split larger than the data,
+a missing data file, a missing model folder (test_runner)  37 an unknown key with a suggestion, 38 a missing
+recipe file (test_runner)  39 Python tags in YAML, 40 malformed YAML (config/test_config_loading)  41 every
+problem at once, 42 an unreachable hub id before anything runs, 43 a global batch the process count does not
+divide (test_cli)  44 an unknown template placeholder, 45 a local copy in the wrong schema, 46 `w2s data
+prepare` without a hub (data/test_sources).
+"""
 
 import json
 import os
@@ -95,17 +113,39 @@ def test_a_model_folder_without_a_tokenizer(tiny_recipe, tiny_models, tmp_path, 
     assert "tokenizer" in err and str(folder) in err
 
 
-def test_a_read_only_output_dir(tiny_recipe, tmp_path, capsys):
+def test_a_read_only_output_dir(tiny_recipe, tmp_path, capsys, monkeypatch):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        if os.access(ro, os.W_OK):
-            pytest.skip("running as a user who can write anywhere")
+        if os.access(ro, os.W_OK):  # root writes through permission bits: a read-only mount is what stops it
+            import errno
+            import tempfile
+
+            def read_only(*a, dir=None, **k):
+                if str(dir).startswith(str(ro)):
+                    raise OSError(errno.EROFS, "Read-only file system")
+                return tempfile.mkdtemp(*a, dir=dir, **k)
+            monkeypatch.setattr(tempfile, "TemporaryDirectory", lambda *a, **k: _Removed(read_only(*a, **k)))
         err = _validate(tiny_recipe, capsys, f"output_dir={ro}")
-        assert "cannot be created or written" in err
+        assert "cannot be created or written" in err and str(ro) in err
     finally:
         ro.chmod(0o755)
+
+
+class _Removed:
+    def __init__(self, path):
+        self.path = path
+
+    def cleanup(self):
+        os.rmdir(self.path)
+
+
+def test_an_output_dir_that_is_a_file(tiny_recipe, tmp_path, capsys):
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "tiny").write_text("a file where the run directory would go")
+    err = _validate(tiny_recipe, capsys)
+    assert "is a file, not a folder" in err
 
 
 def test_report_on_a_run_that_never_finished(tiny_recipe, tmp_path, capsys):
