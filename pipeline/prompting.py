@@ -47,7 +47,7 @@ def verbalizer_log_odds(model, tokenizer, prompts: list[str], ids: list[int], ba
             idx = order[start:start + batch_size]
             batch = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
                               max_length=max_length).to(accelerator.device)
-            logits = model(**batch).logits[:, -1].float()
+            logits = model(**batch, logits_to_keep=1).logits[:, -1].float()  # left padding: the last position
             logp = torch.log_softmax(logits, -1)
             out[idx] = (logp[:, ids[1]] - logp[:, ids[0]]).cpu().numpy()
             bar.update(len(idx))
@@ -180,12 +180,13 @@ class Prompter:
                     prefix, enc, longest = encode(demos)
                 prefix_ids = torch.tensor([prefix]) if prefix else None
                 cache = None
-                if prefix_ids is not None:
-                    cache = model(prefix_ids.to(accelerator.device), use_cache=True).past_key_values
+                if prefix_ids is not None:  # the block's KV cache; one position's logits (unused) is the least
+                    cache = model(prefix_ids.to(accelerator.device), use_cache=True, logits_to_keep=1).past_key_values
                     stats["prefix_tokens"] += prefix_ids.shape[1]
                 past, past_rows = None, 0
-                for s in range(0, len(chunk), batch_size):
-                    rows = list(range(s, min(s + batch_size, len(chunk))))
+                by_length = sorted(range(len(chunk)), key=lambda r: -len(enc[r]))  # batches of like lengths: no
+                for s in range(0, len(chunk), batch_size):  # padding to a long query's length
+                    rows = by_length[s:s + batch_size]
                     batch = tokenizer.pad({"input_ids": [enc[r] for r in rows]}, return_tensors="pt")
                     ids_b = batch["input_ids"].to(accelerator.device)
                     mask = batch["attention_mask"].to(accelerator.device)
@@ -198,11 +199,16 @@ class Prompter:
                         mask = torch.cat([torch.ones(len(rows), plen, dtype=mask.dtype, device=mask.device), mask], 1)
                         kwargs = {"past_key_values": past,
                                   "cache_position": torch.arange(plen, plen + ids_b.shape[1], device=ids_b.device)}
-                    logits = model(input_ids=ids_b, attention_mask=mask, **kwargs).logits.float()
+                    # logits only where a row's query ends (right padding: its last real token), not over the
+                    # whole vocabulary at every position
+                    last = batch["attention_mask"].sum(1) - 1
+                    keep, where = torch.unique(last, return_inverse=True)
+                    logits = model(input_ids=ids_b, attention_mask=mask, logits_to_keep=keep.to(ids_b.device),
+                                   **kwargs).logits
                     if past is not None:
                         past.crop(-ids_b.shape[1])  # drop this batch's query tokens, keep the block
-                    last = batch["attention_mask"].sum(1) - 1
-                    logp = torch.log_softmax(logits[torch.arange(len(rows)), last.to(logits.device)], -1)
+                    logits = logits[torch.arange(len(rows)), where.to(logits.device)].float()
+                    logp = torch.log_softmax(logits, -1)
                     out[chunk[rows]] = (logp[:, ids[1]] - logp[:, ids[0]]).cpu().numpy()
                     stats["query_tokens"] += int(batch["attention_mask"].sum())
                     bar.update(len(rows))

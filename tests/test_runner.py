@@ -57,11 +57,16 @@ def test_end_to_end_then_cached_then_resumed(tiny_recipe, capsys):
                                                      - res["methods"]["naive"]["accuracy"]["value"])
     assert hard["verdict"] in ("better", "worse", "unclear")
     assert "### Against `naive`, paired (test)" in report and "- Better than `naive`" in report
-    # the refinement curve is scored over 5 demonstration blocks of 4 (curve_n 20), their spread kept
+    # the refinement curve is scored over 5 demonstration blocks of 4 (curve_n 20), their spread kept; at the
+    # relabelling's own k (shots 2) it reads the relabelling's scores
     for c in res["methods"]["refine"]["diagnostics"]["refinement_curve"]:
+        if c["shots"] == 2:
+            assert c["from_relabelling"] and "block_accuracy_per_block" not in c
+            continue
         assert c["blocks"] == 5 and len(c["block_accuracy_per_block"]) == 5
         assert np.mean(c["block_accuracy_per_block"]) == pytest.approx(c["accuracy_per_block"])
-    assert "lowest–highest accuracy over the curve's 5" in report
+    assert "lowest–highest accuracy over the curve's 5" in report and "the relabelling's own scores" in report
+    assert "Cost: relabelling B" in report
     preds = open(os.path.join(run_dir, "seed0/ceiling/predictions.jsonl")).read().splitlines()
     assert len(preds) == 60
     capsys.readouterr()

@@ -44,13 +44,18 @@ class Config(MethodConfig):
         "help": "continuations for label 0 and 1, one token each; default: the dataset's"})
     curve_shots: list[int] = field(default_factory=lambda: [0, 1, 2, 4, 8, 16], metadata={
         "help": "demonstration counts of the refinement curve (reporting only; [] skips it)"})
-    curve_n: int = field(default=100, metadata={"help": "B examples scored per curve point"})
+    curve_n: int = field(default=60, metadata={"help": "B examples scored per curve point (diagnostics: sample)"})
     curve_blocks: int = field(default=5, metadata={
         "help": "classification: the curve's examples are scored in this many demonstration blocks (each its own "
                 "draw of demonstrations and its own per-block calibration), so the curve shows the spread "
                 "over blocks"})
-    prompt_only_n: int = field(default=300, metadata={
-        "help": "test examples for the prompt-only baseline (refiner + `shots` weak demos, no training; 0 skips)"})
+    prompt_only_n: int = field(default=150, metadata={
+        "help": "test examples for the prompt-only baseline (refiner + `shots` weak demos, no training; 0 skips; "
+                "diagnostics: sample)"})
+    diagnostics: Literal["sample", "full"] = field(default="sample", metadata={
+        "help": "sample: the refinement curve on curve_n examples of B and the prompt-only baseline on "
+                "prompt_only_n test items, together cheaper than relabelling B (the report states both costs); "
+                "full: the curve on all of B, the baseline on all of test"})
     batch_size: int = field(default=16, metadata={"help": "queries per forward pass"})
     max_tokens: int = field(default=2048, metadata={"help": "context budget; longer blocks lose demonstrations"})
     refinement_batch: int = field(default=5, metadata={
@@ -126,36 +131,50 @@ def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
         rates = {int(b): float(own_weak[blocks == b].mean()) for b in np.unique(blocks)}
         return calibrate(odds, cfg.calibration, float(own_weak.mean()), blocks, rates)
 
+    full = cfg.diagnostics == "full"
     start = time.perf_counter()
     odds, blocks, stats = score(texts_b, np.arange(len(texts_b)), cfg.shots, ctx.seed, "refine: B")
-    seconds = time.perf_counter() - start
+    seconds = {"relabel": time.perf_counter() - start}
     probs = refined(odds, blocks, weak_hard)
 
+    start = time.perf_counter()
     curve = []
-    sub = np.random.default_rng(ctx.seed + 3).permutation(len(texts_b))[:min(cfg.curve_n, len(texts_b))]
+    n_curve = len(texts_b) if full else min(cfg.curve_n, len(texts_b))
+    sub = np.random.default_rng(ctx.seed + 3).permutation(len(texts_b))[:n_curve]
     weak_sub = float((weak_hard[sub] == gold_b[sub]).mean())
     curve_block = max(1, -(-len(sub) // cfg.curve_blocks))  # ceil: at most curve_blocks blocks
     for k in cfg.curve_shots:
+        row = {"shots": k, "n": int(len(sub)), "weak_accuracy_same_examples": weak_sub}
+        if k == cfg.shots:  # the relabelling's own prompts of these examples: its scores, not a second pass
+            o = odds[sub]
+            row.update(blocks=int(len(np.unique(blocks[sub]))), from_relabelling=True)
+            for mode in ("none", "prior", "per_block"):
+                p = probs[sub] if mode == "per_block" else calibrate(o, mode, rate)
+                row[f"accuracy_{mode}"] = float((p.argmax(1) == gold_b[sub]).mean())
+            curve.append(row)
+            continue
         o, bl, _ = score([texts_b[i] for i in sub], sub, k, ctx.seed + 100 + k, f"refine: curve k={k}", curve_block)
-        row = {"shots": k, "n": int(len(sub)), "blocks": int(len(np.unique(bl))),
-               "weak_accuracy_same_examples": weak_sub}
+        row["blocks"] = int(len(np.unique(bl)))
         for mode in ("none", "prior", "per_block"):
             p = refined(o, bl, weak_hard[sub]) if mode == "per_block" else calibrate(o, mode, rate)
             right = p.argmax(1) == gold_b[sub]
             row[f"accuracy_{mode}"] = float(right.mean())
             row[f"block_accuracy_{mode}"] = [float(right[bl == b].mean()) for b in np.unique(bl)]
         curve.append(row)
+    seconds["curve"] = time.perf_counter() - start
 
+    start = time.perf_counter()
     prompt_only = None
-    if cfg.prompt_only_n:
+    if cfg.prompt_only_n or full:
         test_texts, test_gold = ctx.texts("test"), ctx.labels("test")
-        sel = np.random.default_rng(ctx.seed + 4).permutation(len(test_texts))[:cfg.prompt_only_n]
+        sel = np.random.default_rng(ctx.seed + 4).permutation(len(test_texts))[:None if full else cfg.prompt_only_n]
         o, bl, _ = score([test_texts[i] for i in sel], None, cfg.shots, ctx.seed + 5, "refine: prompt-only test")
         weak_test = ctx.weak_test_probs[sel].argmax(1)  # the weak model's labels of these test items: no gold
         prompt_only = {"n": int(len(sel)), "shots": cfg.shots}
         for mode in ("none", "prior", "per_block"):
             p = refined(o, bl, weak_test) if mode == "per_block" else calibrate(o, mode, float(weak_test.mean()))
             prompt_only[f"accuracy_{mode}"] = float((p.argmax(1) == test_gold[sel]).mean())
+    seconds["prompt_only"] = time.perf_counter() - start
     acc = lambda p: float((p.argmax(1) == gold_b).mean())  # noqa: E731
     return LabelSet(targets=probs.astype(np.float32), diagnostics={
         "refiner": refiner, "refiner_is_student": cfg.refiner is None or cfg.refiner == ctx.strong.model,
@@ -164,8 +183,9 @@ def build_labels(cfg: Config, ctx: MethodContext) -> LabelSet:
         "weak_label_accuracy": acc(weak), "refined_label_accuracy": acc(probs),
         "refined_label_accuracy_uncalibrated": acc(calibrate(odds, "none", rate)),
         "refined_positive_share": float(probs.argmax(1).mean()), "weak_positive_share": rate,
-        "scoring_examples_per_s": len(texts_b) / seconds,
-        "scoring_tokens_per_s": (stats["prefix_tokens"] + stats["query_tokens"]) / seconds,
+        "scoring_examples_per_s": len(texts_b) / seconds["relabel"],
+        "scoring_tokens_per_s": (stats["prefix_tokens"] + stats["query_tokens"]) / seconds["relabel"],
+        "diagnostics": cfg.diagnostics, "seconds": {k: round(v, 2) for k, v in seconds.items()},
         "demos_dropped_for_context": stats["demos_dropped_for_context"],
         "refinement_curve": curve, "prompt_only_test": prompt_only,
     })
@@ -236,10 +256,11 @@ def plots(key: str, entry: dict, run_dir) -> list[str]:
         if f"accuracy_{mode}" in curve[0]:
             ax.plot(x, [c[f"accuracy_{mode}"] * 100 for c in curve], marker="o", color=color,
                     label=f"refined labels, calibration: {mode}")
-            spread = [c.get(f"block_accuracy_{mode}") for c in curve]
-            if all(spread) and len(spread[0]) > 1:  # min-max over demonstration blocks
-                ax.fill_between(x, [min(s) * 100 for s in spread], [max(s) * 100 for s in spread], color=color,
-                                alpha=0.12, linewidth=0)
+            spread = [(xi, c[f"block_accuracy_{mode}"]) for xi, c in zip(x, curve)
+                      if len(c.get(f"block_accuracy_{mode}") or []) > 1]
+            if len(spread) > 1:  # min-max over demonstration blocks (not at the relabelling's own k)
+                ax.fill_between([xi for xi, _ in spread], [min(s) * 100 for _, s in spread],
+                                [max(s) * 100 for _, s in spread], color=color, alpha=0.12, linewidth=0)
     weak = curve[0].get("weak_accuracy_same_examples", d["weak_label_accuracy"])
     ax.axhline(weak * 100, color="#444444", linestyle=":", label="weak labels (same examples)")
     ax.set_xscale("symlog", base=2, linthresh=1)
@@ -281,6 +302,10 @@ def report_lines(key: str, entry: dict, results: dict) -> list[str]:
     if d["refinement_curve"] and d["refinement_curve"][0].get("blocks", 1) > 1:
         lines.append(f"\nIn brackets: lowest–highest accuracy over the curve's {d['refinement_curve'][0]['blocks']} "
                      "demonstration blocks (each its own draw of demonstrations and per-block calibration).")
+    reused = [c["shots"] for c in d["refinement_curve"] if c.get("from_relabelling")]
+    if reused:
+        lines.append(f"At k = {reused[0]} the curve reads the relabelling's own scores of its examples (the same "
+                     f"prompts, in blocks of {d['block_size']}), per_block being the refined labels themselves.")
     lines.append(f"\nRefined labels on all of B: {d['refined_label_accuracy'] * 100:.1f}% "
                  f"(uncalibrated {d['refined_label_accuracy_uncalibrated'] * 100:.1f}%) vs weak "
                  f"{d['weak_label_accuracy'] * 100:.1f}%.")
@@ -290,6 +315,13 @@ def report_lines(key: str, entry: dict, results: dict) -> list[str]:
                       f"{po['n']} test items: " + ", ".join(f"{m} {po.get(f'accuracy_{m}', float('nan')) * 100:.1f}%"
                                                          for m in modes)
                   + " (per_block uses the weak model's test labels for the shift, never gold)."]
+    sec = d.get("seconds")
+    if sec:
+        lines += ["", f"Cost: relabelling B {sec['relabel']:.0f} s; diagnostics ({d['diagnostics']}) "
+                      f"{sec['curve'] + sec['prompt_only']:.0f} s (curve {sec['curve']:.0f} s, prompt-only "
+                      f"{sec['prompt_only']:.0f} s)" + ("; `diagnostics: full` scores the curve on all of B and the "
+                                                          "baseline on all of test." if d["diagnostics"] == "sample"
+                                                          else ".")]
     return lines
 
 

@@ -87,3 +87,43 @@ def test_every_method_declares_what_the_registry_needs(name):
     cfg = module.Config()
     assert cfg.name == name and callable(module.build_labels) and (module.__doc__ or "").strip()
     assert getattr(cfg, "validate", lambda: [])() == []
+
+
+class _FakePrompter:
+    """Scores a query by a fixed function of its text (no model); records every scoring pass."""
+
+    def __init__(self, passes):
+        self.passes = passes
+
+    def block_log_odds(self, queries, pool, k, block_size, seed, query_pool_idx=None, desc="prompting"):
+        self.passes.append((desc, len(queries), k))
+        odds = np.array([(-1.0) ** int(q.split()[-1]) * (1 + int(q.split()[-1]) % 7) for q in queries])
+        blocks = np.arange(len(queries)) // block_size
+        return odds.astype(np.float32), blocks, {"prefix_tokens": 0, "query_tokens": len(queries),
+                                                "demos_dropped_for_context": 0}
+
+
+@pytest.mark.parametrize("diagnostics", ["sample", "full"])
+def test_refine_curve_reuses_the_relabelling_at_its_own_k_and_diagnostics_cost_less(diagnostics):
+    ctx, _ = _context()
+    passes = []
+    ctx.prompter = lambda *a, **k: _FakePrompter(passes)
+    cfg = METHODS["refine"].Config(shots=4, curve_shots=[0, 4, 8], curve_n=30, prompt_only_n=40,
+                                   prompt="{text}", verbalizers=["a", "b"], diagnostics=diagnostics)
+    out = METHODS["refine"].build_labels(cfg, ctx)
+    d = out.diagnostics
+    descs = [p[0] for p in passes]
+    assert descs == ["refine: B", "refine: curve k=0", "refine: curve k=8", "refine: prompt-only test"]
+    n_b, n_test = len(ctx.texts("transfer")), len(ctx.texts("test"))
+    sizes = dict((p[0], p[1]) for p in passes)
+    if diagnostics == "sample":
+        assert sizes["refine: curve k=0"] == 30 and sizes["refine: prompt-only test"] == 40
+        assert 2 * 30 + 40 < n_b  # the diagnostics score fewer prompts than the relabelling
+    else:
+        assert sizes["refine: curve k=0"] == n_b and sizes["refine: prompt-only test"] == n_test
+    own = next(c for c in d["refinement_curve"] if c["shots"] == 4)
+    assert own["from_relabelling"] and "block_accuracy_per_block" not in own
+    sub = np.random.default_rng(ctx.seed + 3).permutation(n_b)[:own["n"]]
+    gold = ctx.labels("transfer")
+    assert own["accuracy_per_block"] == pytest.approx(float((out.targets[sub].argmax(1) == gold[sub]).mean()))
+    assert set(d["seconds"]) == {"relabel", "curve", "prompt_only"} and d["diagnostics"] == diagnostics
