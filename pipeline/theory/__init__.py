@@ -1,6 +1,6 @@
-"""Synthetic theory stage (docs/THEORY.md): two reconstructed W2S settings with checkable predictions P1-P12.
+"""Synthetic theory stage (docs/THEORY.md): four reconstructed W2S settings with checkable predictions P1-P14.
 
-`run(cfg, out_dir)` simulates both settings, writes the plots and then `metrics.json` (last, atomically).
+`run(cfg, out_dir)` simulates the enabled settings, writes the plots and then `metrics.json` (last, atomically).
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ import time
 from pathlib import Path
 
 from pipeline.errors import UserError
-from pipeline.theory.config import LogisticConfig, TheoryConfig, TwoLayerConfig
+from pipeline.theory.config import CnnConfig, LogisticConfig, RidgeConfig, TheoryConfig, TwoLayerConfig
 
-__all__ = ["TheoryConfig", "TwoLayerConfig", "LogisticConfig", "run"]
+__all__ = ["TheoryConfig", "TwoLayerConfig", "LogisticConfig", "CnnConfig", "RidgeConfig", "run"]
 
 
 def run(cfg: TheoryConfig, out_dir: Path, progress: bool = True) -> dict:
-    """Run both settings, write plots and out_dir/metrics.json (last, atomically); returns the metrics."""
+    """Run the enabled settings, write plots and out_dir/metrics.json (last, atomically); returns the metrics."""
     start = time.perf_counter()
     # imported here so that loading a recipe (pipeline.config imports TheoryConfig) pulls in no torch/matplotlib
     import torch
 
-    from pipeline.theory import logistic, two_layer
+    from pipeline.theory import cnn, logistic, ridge, two_layer
     from pipeline.theory.report import check_predictions, make_plots
 
     errors = cfg.validate()
@@ -38,12 +38,15 @@ def run(cfg: TheoryConfig, out_dir: Path, progress: bool = True) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    metrics: dict = {"two_layer": [], "two_layer_ablation": None, "logistic": [], "timings_s": {}}
+    metrics: dict = {"two_layer": [], "two_layer_ablation": None, "logistic": [], "cnn": [], "ridge": [],
+                     "timings_s": {}}
     threads = torch.get_num_threads()
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     try:
-        for name, setting, sub in (("two_layer", two_layer, cfg.two_layer), ("logistic", logistic, cfg.logistic)):
+        settings = (("two_layer", two_layer, cfg.two_layer), ("logistic", logistic, cfg.logistic),
+                    ("cnn", cnn, cfg.cnn), ("ridge", ridge, cfg.ridge))
+        for name, setting, sub in settings:
             if cfg.enabled and sub.enabled:
                 t0 = time.perf_counter()
                 metrics.update(setting.run(sub, cfg.seed, dtype, device, progress))

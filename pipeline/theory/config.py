@@ -87,8 +87,65 @@ class LogisticConfig:
 
 
 @dataclass
+class CnnConfig:
+    """Setting 3a: linear CNN teacher -> two-layer ReLU CNN student (docs/THEORY.md §3a, arXiv 2510.24812)."""
+
+    enabled: bool = help_field("run setting 3a (signal-noise patch data, two-layer ReLU CNN student)", default=True)
+    n_seeds: int = help_field("seeds of the data-abundant run (docs/THEORY.md states its predictions for 10)",
+                              default=10)
+    scarce_seeds: int = help_field("seeds of the data-scarce sweep (small n: cheap, but noisier per seed)",
+                                   default=30)
+    d: int = help_field("patch dimension; the two signal vectors take two axes, the noise patch the other d - 2",
+                        default=400)
+    noise_std: float = help_field("sigma_p: noise patch xi ~ N(0, sigma_p^2 (I - P_mu))", default=1.0)
+    easy_norm: float = help_field("||mu_e||: norm of the easy signal patch y*mu_e", default=8.0)
+    hard_norm: float = help_field("||mu_h||: norm of the hard signal patch y*mu_h", default=3.0)
+    hard_frac: float = help_field("probability that a point carries the hard signal instead of the easy one",
+                                  default=0.5)
+    teacher_hard_err: float = help_field(
+        "error rate of the linear-CNN teacher on hard points (easy points: Phi(-Phi^-1(1-e) ||mu_e||^2/||mu_h||^2))",
+        default=0.3)
+    neurons: int = help_field("ReLU filters per output sign (m); the student has 2m filters", default=5)
+    init_std: float = help_field("student filters w ~ N(0, init_std^2 I_d) at initialisation", default=0.01)
+    lr: float = help_field("learning rate of full-batch gradient descent on the logistic loss", default=0.6)
+    steps: int = help_field("gradient-descent steps (the same for W2S and the ground-truth ceiling)", default=500)
+    n_abundant: int = help_field("training points of the data-abundant run (n ||mu_h||^2 > sigma_p^2 d)",
+                                 default=400)
+    n_scarce: list[int] = help_field(
+        "training-set sizes of the data-scarce sweep (n ||mu_h||^2 < sigma_p^2 d), one run each",
+        default_factory=lambda: [3, 6, 12, 24, 40])
+    n_test: int = help_field("Monte-Carlo test draws per (label y, signal kind); the test distribution is exact",
+                             default=10000)
+    curve_points: int = help_field("log-spaced steps at which test accuracy is measured", default=25)
+
+
+@dataclass
+class RidgeConfig:
+    """Setting 3b: ridge teacher -> ridge student on the teacher's labels (docs/THEORY.md §3b, arXiv 2505.18346)."""
+
+    enabled: bool = help_field("run setting 3b (closed-form ridge teacher and students)", default=True)
+    n_seeds: int = help_field("independent seeds (docs/THEORY.md states its predictions for 20)", default=20)
+    d: int = help_field("input dimension; x ~ N(0, I_d)", default=200)
+    n_over_d: list[float] = help_field("teacher's labelled sample sizes n / d, one run each (1 = interpolation peak)",
+                                       default_factory=lambda: [0.5, 0.8, 1.0, 1.25, 2.0])
+    student_over_d: float = help_field("student's fresh (teacher-labelled) inputs n_S / d", default=2.0)
+    noise_std: float = help_field("label noise sigma: y = <beta*, x> + N(0, sigma^2), ||beta*|| = 1", default=0.5)
+    support_frac: float = help_field("fraction of the coordinates carrying beta* (its first k axes)", default=0.125)
+    teacher_lambdas: list[float] = help_field(
+        "teacher ridge strengths as multiples of lambda_opt = sigma^2 d / (n ||beta*||^2); 0 = min-norm / OLS",
+        default_factory=lambda: [0.0, 1.0])
+    weight_low: float = help_field(
+        "weighted-ridge student: penalty weight on the k favoured axes (1 on the rest); aligned = beta*'s support",
+        default=0.1)
+    lambda_min: float = help_field("smallest student ridge strength of the log-spaced grid", default=1e-4)
+    lambda_max: float = help_field("largest student ridge strength of the grid", default=100.0)
+    lambda_points: int = help_field("points of the student's ridge grid (min over it = oracle-tuned student)",
+                                    default=31)
+
+
+@dataclass
 class TheoryConfig:
-    """The synthetic theory stage: two reconstructed settings with checkable predictions P1-P12."""
+    """The synthetic theory stage: four reconstructed settings with checkable predictions P1-P14."""
 
     enabled: bool = help_field("run the synthetic theory stage", default=True)
     seed: int = help_field("base seed; every (setting, seed index) gets its own generator", default=0)
@@ -101,6 +158,10 @@ class TheoryConfig:
     two_layer: TwoLayerConfig = help_field("setting 1: feature elicitation (two-layer ReLU net)",
                                       default_factory=TwoLayerConfig)
     logistic: LogisticConfig = help_field("setting 2: linear logistic regression", default_factory=LogisticConfig)
+    cnn: CnnConfig = help_field("setting 3a: linear CNN -> two-layer ReLU CNN (benign overfitting)",
+                                default_factory=CnnConfig)
+    ridge: RidgeConfig = help_field("setting 3b: ridge teacher -> (weighted) ridge student",
+                                    default_factory=RidgeConfig)
 
     def validate(self, prefix: str = "theory") -> list[str]:
         """Every invalid value, as 'dotted.path: problem, got value'; empty when the config is usable."""
@@ -156,6 +217,43 @@ class TheoryConfig:
                 errors.append(f"{p}.{name}: must list at least one of {list(allowed)}")
             for i, v in enumerate(values):
                 check.choice(f"{p}.{name}[{i}]", v, allowed)
+
+        c, p = self.cnn, f"{prefix}.cnn"
+        for name in ("n_seeds", "scarce_seeds", "neurons", "steps", "n_abundant"):
+            check.at_least(f"{p}.{name}", getattr(c, name), 1)
+        check.at_least(f"{p}.d", c.d, 3)  # mu_e, mu_h and at least one noise direction
+        check.at_least(f"{p}.n_test", c.n_test, 2)
+        check.at_least(f"{p}.curve_points", c.curve_points, 2)
+        for name in ("noise_std", "easy_norm", "hard_norm", "init_std", "lr"):
+            check.positive(f"{p}.{name}", getattr(c, name))
+        check.within(f"{p}.hard_frac", c.hard_frac, 0.0, 1.0, open_low=True, open_high=True)
+        # 0.5 = at chance on hard points: the weak labels would carry no signal along mu_h
+        check.within(f"{p}.teacher_hard_err", c.teacher_hard_err, 0.0, 0.5, open_low=True, open_high=True)
+        if not c.n_scarce:
+            errors.append(f"{p}.n_scarce: must list at least one value")
+        for i, n in enumerate(c.n_scarce):
+            check.at_least(f"{p}.n_scarce[{i}]", n, 1)
+        if len(set(c.n_scarce)) != len(c.n_scarce):
+            errors.append(f"{p}.n_scarce: each size once, got {c.n_scarce}")
+
+        r, p = self.ridge, f"{prefix}.ridge"
+        check.at_least(f"{p}.n_seeds", r.n_seeds, 1)
+        check.at_least(f"{p}.d", r.d, 2)
+        check.at_least(f"{p}.lambda_points", r.lambda_points, 2)
+        check.nonempty_list(f"{p}.n_over_d", r.n_over_d, 0.0, math.inf, open_low=True)
+        check.nonempty_list(f"{p}.teacher_lambdas", r.teacher_lambdas, 0.0, math.inf)
+        for name in ("student_over_d", "noise_std", "lambda_min", "lambda_max"):
+            check.positive(f"{p}.{name}", getattr(r, name))
+        check.within(f"{p}.support_frac", r.support_frac, 0.0, 0.5, open_low=True)  # aligned and control disjoint
+        check.within(f"{p}.weight_low", r.weight_low, 0.0, 1.0, open_low=True)
+        if r.lambda_min >= r.lambda_max:
+            errors.append(f"{p}.lambda_max: must be > lambda_min = {r.lambda_min}, got {r.lambda_max}")
+        for name, ratio in [("student_over_d", r.student_over_d), *[(f"n_over_d[{i}]", x)
+                                                                   for i, x in enumerate(r.n_over_d)]]:
+            if math.isfinite(ratio) and ratio > 0 and round(ratio * r.d) < 1:
+                errors.append(f"{p}.{name}: {ratio} * d = {ratio * r.d:g} rounds to no samples (d = {r.d})")
+        if math.isfinite(r.support_frac) and 0 < r.support_frac <= 0.5 and round(r.support_frac * r.d) < 1:
+            errors.append(f"{p}.support_frac: {r.support_frac} * d rounds to an empty support (d = {r.d})")
         return errors
 
 
@@ -177,11 +275,12 @@ class _Checker:
         if not math.isfinite(value):
             self.errors.append(f"{key}: must be a finite number, got {value}")
 
-    def within(self, key: str, value, low: float, high: float, open_low: bool = False) -> None:
-        ok = (low < value if open_low else low <= value) and value <= high
+    def within(self, key: str, value, low: float, high: float, open_low: bool = False,
+               open_high: bool = False) -> None:
+        ok = (low < value if open_low else low <= value) and (value < high if open_high else value <= high)
         if not ok:
-            bracket = "(" if open_low else "["
-            self.errors.append(f"{key}: must be in {bracket}{low:g}, {high:g}], got {value}")
+            left, right = "(" if open_low else "[", ")" if open_high else "]"
+            self.errors.append(f"{key}: must be in {left}{low:g}, {high:g}{right}, got {value}")
 
     def nonempty_list(self, key: str, values: list, low: float, high: float, open_low: bool = False) -> None:
         if not values:

@@ -1,6 +1,7 @@
 """Theory stage (shared/THEORY.md): the predicted effects at small scale, the config contract, the artefacts.
 
-Setting 1 runs at its real sizes with 3 seeds (about 2 s); setting 2 with 10 pairs per configuration.
+Setting 1 runs at its real sizes with 3 seeds (about 2 s); setting 2 with 10 pairs per configuration. Settings 3a
+and 3b have their own file (test_theory_cnn_ridge.py); here they only appear, tiny, in the end-to-end runs.
 Assertions are on direction and size of effects, with margins, never on exact floats.
 """
 
@@ -14,7 +15,16 @@ import torch
 import yaml
 
 from pipeline.errors import UserError
-from pipeline.theory import LogisticConfig, TheoryConfig, TwoLayerConfig, logistic, run, two_layer
+from pipeline.theory import (
+    CnnConfig,
+    LogisticConfig,
+    RidgeConfig,
+    TheoryConfig,
+    TwoLayerConfig,
+    logistic,
+    run,
+    two_layer,
+)
 from pipeline.theory.report import check_predictions, make_plots, markdown_section
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "theory.yaml"
@@ -54,7 +64,10 @@ def tiny_config(seed: int = 0) -> TheoryConfig:
                          ablation_seeds=1)
     lg = LogisticConfig(n_pairs=4, steps=40, early_step=10, gammas=[0.0, 0.95], c_teachers=[0.6],
                         init_norms=[0.1, 1.0])
-    return TheoryConfig(seed=seed, two_layer=two, logistic=lg)
+    cn = CnnConfig(n_seeds=2, scarce_seeds=2, d=80, n_abundant=60, n_scarce=[3, 6], steps=40, n_test=500,
+                   curve_points=6)
+    rg = RidgeConfig(n_seeds=3, d=30, n_over_d=[1.0], lambda_points=7)
+    return TheoryConfig(seed=seed, two_layer=two, logistic=lg, cnn=cn, ridge=rg)
 
 
 # ---------------------------------------------------------------- setting 1: feature elicitation (arXiv 2605.12908)
@@ -172,7 +185,8 @@ def test_setups_are_deduplicated_and_tagged():
 def test_predictions_hold_at_small_scale_and_react_to_bad_numbers(setting1, setting2):
     metrics = {**setting1, **setting2, "config": {"logistic": {"steps": 300}}}
     preds = {p["id"]: p for p in check_predictions(metrics)}
-    assert list(preds) == [f"P{i}" for i in range(1, 13)]
+    assert list(preds) == [f"P{i}" for i in range(1, 15)]
+    assert preds["P13"]["held"] is None and preds["P14"]["held"] is None  # settings 3a/3b not in these metrics
     for pid in ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P9", "P10", "P11", "P12"):
         assert preds[pid]["held"] is True, preds[pid]["text"]
 
@@ -183,7 +197,7 @@ def test_predictions_hold_at_small_scale_and_react_to_bad_numbers(setting1, sett
 
 
 def test_predictions_are_null_for_settings_not_run():
-    preds = check_predictions({"two_layer": [], "two_layer_ablation": None, "logistic": []})
+    preds = check_predictions({"two_layer": [], "two_layer_ablation": None, "logistic": [], "cnn": [], "ridge": []})
     assert all(p["held"] is None and p["text"].startswith("not run") for p in preds)
 
 
@@ -227,7 +241,7 @@ def _allowed(tp) -> bool:
     return False
 
 
-@pytest.mark.parametrize("cls", [TheoryConfig, TwoLayerConfig, LogisticConfig])
+@pytest.mark.parametrize("cls", [TheoryConfig, TwoLayerConfig, LogisticConfig, CnnConfig, RidgeConfig])
 def test_config_fields_have_help_defaults_and_loader_types(cls):
     for f in dataclasses.fields(cls):
         assert f.metadata.get("help"), f.name
@@ -249,7 +263,8 @@ def test_run_writes_metrics_plots_and_is_deterministic(tmp_path):
     on_disk = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(first))
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
-        "logistic_error_curves.png", "metrics.json", "retention_vs_rho.png"]  # no temp file left behind
+        "cnn_accuracy.png", "logistic_error_curves.png", "metrics.json", "retention_vs_rho.png",
+        "ridge_student_error.png"]  # no temp file left behind
 
     e = on_disk["two_layer"][0]
     for key in ("rho", "weak_err", "weak_err_cal", "w2s_err", "w2s_err_cal", "ceiling_err", "ceiling_err_cal",
@@ -264,7 +279,8 @@ def test_run_writes_metrics_plots_and_is_deterministic(tmp_path):
                 "curve"):
         assert key in g, key
     assert len(g["curve"]["step"]) == len(g["curve"]["err_mean"]) and g["curve"]["step"][0] == 0
-    assert [p["id"] for p in on_disk["predictions"]] == [f"P{i}" for i in range(1, 13)]
+    assert [p["id"] for p in on_disk["predictions"]] == [f"P{i}" for i in range(1, 15)]
+    assert on_disk["cnn"] and on_disk["ridge"]
     assert on_disk["config"] == dataclasses.asdict(tiny_config()) and on_disk["wall_time_s"] > 0
 
     again = run(tiny_config(), tmp_path / "b", progress=False)
@@ -273,6 +289,8 @@ def test_run_writes_metrics_plots_and_is_deterministic(tmp_path):
     assert strip(again) == strip(first)
     assert other["two_layer"][0]["w2s_err_cal"] != first["two_layer"][0]["w2s_err_cal"]
     assert other["logistic"][0]["err_best"] != first["logistic"][0]["err_best"]
+    assert other["cnn"][-1]["w2s_acc_final"] != first["cnn"][-1]["w2s_acc_final"]
+    assert other["ridge"][0]["teacher_err"] != first["ridge"][0]["teacher_err"]
 
 
 def test_disabled_settings_are_skipped(tmp_path):
@@ -281,7 +299,11 @@ def test_disabled_settings_are_skipped(tmp_path):
     m = run(cfg, tmp_path, progress=False)
     assert m["two_layer"] == [] and m["logistic"]
     assert {p["id"]: p["held"] for p in m["predictions"]}["P1"] is None
-    assert m["plots"] == ["logistic_error_curves.png"]
+    assert m["plots"] == ["logistic_error_curves.png", "cnn_accuracy.png", "ridge_student_error.png"]
+    cfg.cnn.enabled = cfg.ridge.enabled = False
+    m = run(cfg, tmp_path, progress=False)
+    assert m["cnn"] == [] and m["ridge"] == [] and m["plots"] == ["logistic_error_curves.png"]
+    assert {p["id"]: p["held"] for p in m["predictions"]}["P13"] is None
 
 
 def test_markdown_section_and_plots(setting1, setting2, tmp_path):
