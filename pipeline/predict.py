@@ -34,9 +34,30 @@ def encode(tokenizer, texts: list, max_length: int) -> list:
         finally:
             tokenizer.truncation_side = side
         return [(flat[2 * i], flat[2 * i + 1]) for i in range(len(texts))]
-    enc = tokenizer(texts, truncation=True, max_length=max_length)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-    return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+    key = _tokenizer_id(tokenizer)
+    known = _ENCODED.setdefault((key, max_length), {}) if key else {}
+    if len(known) > 500_000:  # a bound for very long runs; a split is a few thousand texts
+        known.clear()
+    todo = list(dict.fromkeys(t for t in texts if t not in known))
+    if todo:
+        enc = tokenizer(todo, truncation=True, max_length=max_length)
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+        known.update((t, {k: enc[k][i] for k in keys}) for i, t in enumerate(todo))
+    return [known[t] for t in texts]
+
+
+# encodings by (tokenizer, max_length) and text: a split is tokenised once per tokenizer in a process, though
+# every seed's weak model, every prediction and every fold model reads it (the dicts are never modified)
+_ENCODED: dict = {}
+
+
+def _tokenizer_id(tokenizer) -> tuple | None:
+    """Same for two loads of one tokenizer folder; None (not cached) for a tokenizer built in memory. A
+    probe encoding catches settings that change the ids (special tokens added, vocabulary)."""
+    if not tokenizer.name_or_path:
+        return None
+    probe = tuple(tokenizer("Weak to strong: 12 probes.", truncation=False)["input_ids"])
+    return (type(tokenizer).__name__, tokenizer.name_or_path, len(tokenizer), tokenizer.truncation_side, probe)
 
 
 def count_truncated(tokenizer, texts: list, max_length: int) -> int:

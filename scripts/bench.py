@@ -6,6 +6,13 @@ hyper-parameters for both loops.
     python scripts/bench.py --model mpnet --n 128
     python scripts/bench.py --generation         # greedy decoding tokens/s, batched vs one at a time
     python scripts/bench.py --sft                # answer-only SFT of a causal LM: ours vs Trainer, examples/s
+    python scripts/bench.py --peak               # features, KV-cached scoring, fine-tuning: fractions of peak
+
+`--peak` measures the torch.mm peak (fp32, and bf16) in the same run and reports, side by side, each
+workload's examples/s, tokens/s and achieved FLOP/s as a fraction of it, in fp32 and in the low-precision
+paths tried (bf16 autocast; int8 dynamic quantisation of the linear layers for frozen inference). FLOPs are
+the weights' matmul FLOPs: 2·N·tokens forward, 6·N·tokens training, N = non-embedding parameters (attention
+scores, norms and the unused vocabulary projection are not counted, so the fractions are conservative).
 """
 
 import argparse
@@ -18,13 +25,125 @@ import numpy as np
 import torch
 
 
-def mm_peak_flops(n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)  # warm-up
+def mm_peak(dtype=torch.float32, n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
     start = time.perf_counter()
     for _ in range(reps):
         torch.mm(a, b)
     return 2 * n ** 3 * reps / (time.perf_counter() - start)
+
+
+def non_embedding_params(model) -> int:
+    """Parameters that take part in a token's matmuls: all but the embedding tables (an lm_head tied to
+    the input embedding is not counted either)."""
+    seen = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+    return sum(p.numel() for p in model.parameters() if id(p) not in seen)
+
+
+def _precision(name: str):
+    import contextlib
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if name == "bf16" else contextlib.nullcontext()
+
+
+def _int8(model):
+    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def bench_features(args, texts, precision: str) -> dict:
+    from accelerate import Accelerator
+
+    from pipeline import models
+    from pipeline.predict import encode, pooled_features
+
+    path = models.resolve(args.feature_model)
+    tok, backbone = models.load_tokenizer(path), models.load_backbone(path)
+    n_params = non_embedding_params(backbone)
+    if precision == "int8":
+        backbone = _int8(backbone)
+    acc = Accelerator(cpu=True)
+    tokens = sum(len(e["input_ids"]) for e in encode(tok, texts, args.max_length))
+    pooled_features(backbone, tok, texts[:32], args.max_length, "mean", 64, acc)  # warm-up
+    with _precision(precision):
+        start = time.perf_counter()
+        feats = pooled_features(backbone, tok, texts, args.max_length, "mean", 64, acc)
+        seconds = time.perf_counter() - start
+    return {"examples_per_s": len(texts) / seconds, "tokens_per_s": tokens / seconds,
+            "flops_per_s": 2 * n_params * tokens / seconds, "params": n_params, "output": feats}
+
+
+def bench_scoring(args, texts, labels, precision: str) -> dict:
+    from accelerate import Accelerator
+
+    from pipeline import models
+    from pipeline.data import dataset_prompt, prompt_spec
+    from pipeline.prompting import DemoPool, Prompter
+
+    path = models.resolve(args.gen_model)
+    tok, model = models.load_tokenizer(path), models.load_causal_lm(path)
+    n_params = non_embedding_params(model)
+    if precision == "int8":
+        model = _int8(model)
+    template, verbalizers = prompt_spec(dataset_prompt("multiemo"), None, None)
+    prompter = Prompter(model, tok, template, verbalizers, Accelerator(cpu=True), batch_size=args.score_batch)
+    pool = DemoPool(texts, labels, True)
+    prompter.block_log_odds(texts[:8], pool, args.shots, 8, 1, np.arange(8))  # warm-up
+    with _precision(precision):
+        start = time.perf_counter()
+        odds, _, stats = prompter.block_log_odds(texts, pool, args.shots, args.block_size, 0, np.arange(len(texts)))
+        seconds = time.perf_counter() - start
+    tokens = stats["prefix_tokens"] + stats["query_tokens"]
+    return {"examples_per_s": len(texts) / seconds, "tokens_per_s": tokens / seconds,
+            "flops_per_s": 2 * n_params * tokens / seconds, "params": n_params, "output": odds}
+
+
+def bench_finetune(args, texts, labels, precision: str) -> dict:
+    from accelerate import Accelerator
+
+    from pipeline import models
+    from pipeline.config.schema import TrainConfig
+    from pipeline.train.loop import finetune
+
+    path = models.resolve(args.model)
+    torch.manual_seed(0)
+    tok = models.load_tokenizer(path)
+    model = models.load_classifier(path, tok, "full")
+    n_params = non_embedding_params(model)
+    cfg = TrainConfig(epochs=1, lr=5e-5, batch_size=args.batch_size)
+    acc = Accelerator(cpu=True, mixed_precision="bf16" if precision == "bf16" else "no")
+    start = time.perf_counter()
+    out = finetune(model, tok, texts, np.eye(2, dtype=np.float32)[labels], cfg, args.max_length, acc, 0)
+    seconds = time.perf_counter() - start
+    return {"examples_per_s": len(texts) / seconds, "tokens_per_s": out["tokens"] / seconds,
+            "flops_per_s": 6 * n_params * out["tokens"] / seconds, "params": n_params, "output": None}
+
+
+def bench_peak(args) -> dict:
+    """Every workload in fp32 and the low-precision paths, against the mm peaks of this run."""
+    texts, labels = load_texts(args.n, 0)
+    peaks = {"fp32": mm_peak(torch.float32), "bf16": mm_peak(torch.bfloat16)}
+    rows = []
+    runs = [("features", bench_features, (args, texts), ("fp32", "bf16", "int8")),
+            ("scoring", bench_scoring, (args, texts[:args.score_n], labels[:args.score_n]), ("fp32", "bf16", "int8")),
+            ("fine-tuning", bench_finetune, (args, texts, labels), ("fp32", "bf16"))]
+    for name, fn, fn_args, precisions in runs:
+        reference = None
+        for precision in precisions:
+            r = fn(*fn_args, precision)
+            out = r.pop("output")
+            if precision == "fp32":
+                reference = out
+            elif out is not None and reference is not None:  # how far the fast path moves the outputs
+                r["max_abs_diff_vs_fp32"] = float(np.abs(np.asarray(out) - np.asarray(reference)).max())
+                if name == "scoring":
+                    r["label_agreement_vs_fp32"] = float(np.mean(np.sign(out) == np.sign(reference)))
+            r["fraction_of_fp32_peak"] = r["flops_per_s"] / peaks["fp32"]
+            rows.append({"workload": name, "precision": precision, **r})
+    return {"threads": torch.get_num_threads(), "peaks_flops_per_s": peaks, "rows": rows,
+            "models": {"features": args.feature_model, "scoring": args.gen_model, "fine-tuning": args.model},
+            "n": args.n, "score_n": args.score_n, "shots": args.shots, "block_size": args.block_size,
+            "max_length": args.max_length}
 
 
 def load_texts(n: int, seed: int) -> tuple[list[str], np.ndarray]:
@@ -197,8 +316,30 @@ def main() -> None:
     p.add_argument("--gen-n", type=int, default=64, help="prompts (generation)")
     p.add_argument("--gen-batch", type=int, default=32)
     p.add_argument("--gen-tokens", type=int, default=12, help="max new tokens (generation)")
+    p.add_argument("--peak", action="store_true",
+                   help="instead: features, KV-cached scoring and fine-tuning as fractions of the mm peak")
+    p.add_argument("--feature-model", default="mpnet", help="backbone of the features workload (--peak)")
+    p.add_argument("--score-n", type=int, default=200, help="queries of the scoring workload (--peak)")
+    p.add_argument("--shots", type=int, default=8, help="demonstrations per block (--peak scoring)")
+    p.add_argument("--block-size", type=int, default=100, help="queries per demonstration block (--peak)")
+    p.add_argument("--score-batch", type=int, default=16, help="queries per forward pass (--peak scoring)")
     args = p.parse_args()
     os.environ["W2S_NO_PROGRESS"] = "1"
+    if args.peak:
+        r = bench_peak(args)
+        pk = r["peaks_flops_per_s"]
+        print(f"torch.mm peak, {r['threads']} threads: fp32 {pk['fp32'] / 1e9:.0f} GFLOP/s, "
+              f"bf16 {pk['bf16'] / 1e9:.0f} GFLOP/s")
+        print(f"{'workload':12s} {'precision':9s} {'ex/s':>8s} {'tokens/s':>9s} {'GFLOP/s':>8s} "
+              f"{'of fp32 peak':>12s}  vs fp32 outputs")
+        for row in r["rows"]:
+            diff = (f"max |diff| {row['max_abs_diff_vs_fp32']:.2g}" if "max_abs_diff_vs_fp32" in row else "")
+            if "label_agreement_vs_fp32" in row:
+                diff += f", labels agree {row['label_agreement_vs_fp32']:.1%}"
+            print(f"{row['workload']:12s} {row['precision']:9s} {row['examples_per_s']:8.1f} "
+                  f"{row['tokens_per_s']:9.0f} {row['flops_per_s'] / 1e9:8.1f} {row['fraction_of_fp32_peak']:12.1%}"
+                  f"  {diff}")
+        return _save(args.json, r)
     if args.generation:
         g = bench_generation(args)
         print(f"generation {g['model']}, {g['prompts']} prompts, {g['tokens']} tokens: "
@@ -216,7 +357,7 @@ def main() -> None:
 
     path = models.resolve(args.model)
     texts, labels = load_texts(args.n, 0)
-    peak = mm_peak_flops()
+    peak = mm_peak()
     ours = bench_ours(path, texts, labels, args)
     theirs = bench_trainer(path, texts, labels, args)
     result = {"model": args.model, "n": args.n, "max_length": args.max_length, "batch_size": args.batch_size,

@@ -101,3 +101,29 @@ def test_chat_wrapping_needs_a_chat_template(tiny_models):
         as_chat(tok, "Review: good Sentiment:")
     tok.chat_template = "{% for m in messages %}<user>{{ m['content'] }}</user>{% endfor %}<bot>"
     assert as_chat(tok, "Review: good") == "<user>Review: good</user><bot>"
+
+
+def test_a_split_is_tokenised_once_per_tokenizer_and_cut_ones_are_counted(tiny_models):
+    from pipeline import models, predict
+
+    texts = ["good movie", "bad food was very bad and the staff was awful", "fine"]
+    calls = []
+    tok = models.load_tokenizer(tiny_models["encoder"])
+    real = type(tok).__call__
+
+    def counting(self, batch, *a, **k):
+        calls.append(list(batch) if isinstance(batch, list) else batch)
+        return real(self, batch, *a, **k)
+
+    type(tok).__call__ = counting
+    predict._ENCODED.clear()  # what earlier tests left
+    try:
+        first = predict.encode(tok, texts, 6)
+        again = predict.encode(models.load_tokenizer(tiny_models["encoder"]), texts[::-1], 6)  # another load
+        encoded = [c for c in calls if isinstance(c, list)]
+        assert encoded == [texts]  # the texts went through the tokenizer once
+        assert again == first[::-1] and max(len(e["input_ids"]) for e in first) == 6
+        assert predict.count_truncated(tok, texts, 6) == 1
+        assert predict.encode(tok, texts, 8) != first  # another max_length is another cache
+    finally:
+        type(tok).__call__ = real
