@@ -132,11 +132,15 @@ GROUP_SIGN = (1.0, -1.0, 1.0, -1.0)
 GROUP_HARD = (0, 0, 1, 1)
 
 
+def group_scale(cfg: CnnConfig, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """y‖μ_s‖ per group (4,)."""
+    norms = (cfg.easy_norm, cfg.easy_norm, cfg.hard_norm, cfg.hard_norm)
+    return torch.tensor([sg * nm for sg, nm in zip(GROUP_SIGN, norms)], dtype=dtype, device=device)
+
+
 def group_signal(cfg: CnnConfig, c: torch.Tensor, jm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Signal pre-activations y‖μ_s‖⟨w_r, μ̂_s⟩ per group (..., M, 4) and the signal part of the output (..., 4)."""
-    norms = (cfg.easy_norm, cfg.easy_norm, cfg.hard_norm, cfg.hard_norm)
-    scale = torch.tensor([sg * nm for sg, nm in zip(GROUP_SIGN, norms)], dtype=c.dtype, device=c.device)
-    pre = c[..., list(GROUP_HARD)] * scale  # (..., M, 4)
+    pre = c[..., list(GROUP_HARD)] * group_scale(cfg, c.dtype, c.device)  # (..., M, 4)
     return pre, torch.einsum("...mg,m->...g", torch.relu(pre), jm)
 
 
@@ -169,8 +173,7 @@ def train(cfg: CnnConfig, draws: list[SeedDraws], ns: list[int], eval_steps: lis
     c = torch.stack([d.c0 for d in draws]).to(device)[:, None].expand(S, Q, M, 2).clone()  # signal coordinates
     A = a0[:, :, None].expand(S, N, Q, M).contiguous()  # ⟨w_r, ξ_i⟩
     gamma = torch.zeros_like(A)  # Γ_{i,r}: w_r = w_r(0) + (signal part) + Σ_i Γ_{i,r} ξ_i
-    scale = torch.tensor([sg * nm for sg, nm in zip(GROUP_SIGN, (cfg.easy_norm, cfg.easy_norm, cfg.hard_norm,
-                                                                 cfg.hard_norm))], dtype=dtype, device=device)
+    scale = group_scale(cfg, dtype, device)
     curves = {key: torch.empty(S, Q, len(eval_steps), dtype=torch.float64) for key in ("acc", "acc_hard",
                                                                                        "corrected")}
     t_i = 0
