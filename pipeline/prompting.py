@@ -103,6 +103,21 @@ def plan_blocks(n: int, query_pool_idx: np.ndarray | None, pool_labels: np.ndarr
     return plan
 
 
+def length_batches(lengths: list[int], batch_size: int, min_fill: float = 0.8) -> list[list[int]]:
+    """Row indices in batches of at most `batch_size`, longest first, a batch closed early when padding to
+    its longest row would leave less than `min_fill` of its tokens real: one long review does not make
+    fifteen short ones pay for its length."""
+    order = sorted(range(len(lengths)), key=lambda r: -lengths[r])
+    batches, rows, real = [], [], 0
+    for r in order:
+        if rows and (len(rows) == batch_size or (real + lengths[r]) < min_fill * lengths[rows[0]] * (len(rows) + 1)):
+            batches.append(rows)
+            rows, real = [], 0
+        rows.append(r)
+        real += lengths[r]
+    return batches + ([rows] if rows else [])
+
+
 @dataclass
 class DemoPool:
     """Weak-labelled examples demonstrations are drawn from: texts, 0/1 labels, and whether a block's
@@ -184,9 +199,7 @@ class Prompter:
                     cache = model(prefix_ids.to(accelerator.device), use_cache=True, logits_to_keep=1).past_key_values
                     stats["prefix_tokens"] += prefix_ids.shape[1]
                 past, past_rows = None, 0
-                by_length = sorted(range(len(chunk)), key=lambda r: -len(enc[r]))  # batches of like lengths: no
-                for s in range(0, len(chunk), batch_size):  # padding to a long query's length
-                    rows = by_length[s:s + batch_size]
+                for rows in length_batches([len(e) for e in enc], batch_size):
                     batch = tokenizer.pad({"input_ids": [enc[r] for r in rows]}, return_tensors="pt")
                     ids_b = batch["input_ids"].to(accelerator.device)
                     mask = batch["attention_mask"].to(accelerator.device)

@@ -111,10 +111,11 @@ def bench_finetune(args, texts, labels, precision: str) -> dict:
     model = models.load_classifier(path, tok, "full")
     n_params = non_embedding_params(model)
     cfg = TrainConfig(epochs=1, lr=5e-5, batch_size=args.batch_size)
-    acc = Accelerator(cpu=True, mixed_precision="bf16" if precision == "bf16" else "no")
-    start = time.perf_counter()
-    out = finetune(model, tok, texts, np.eye(2, dtype=np.float32)[labels], cfg, args.max_length, acc, 0)
-    seconds = time.perf_counter() - start
+    with _precision(precision):  # an autocast around the loop: accelerate's precision is fixed per process
+        start = time.perf_counter()
+        out = finetune(model, tok, texts, np.eye(2, dtype=np.float32)[labels], cfg, args.max_length,
+                       Accelerator(cpu=True), 0)
+        seconds = time.perf_counter() - start
     return {"examples_per_s": len(texts) / seconds, "tokens_per_s": out["tokens"] / seconds,
             "flops_per_s": 6 * n_params * out["tokens"] / seconds, "params": n_params, "output": None}
 
@@ -140,6 +141,7 @@ def bench_peak(args) -> dict:
                     r["label_agreement_vs_fp32"] = float(np.mean(np.sign(out) == np.sign(reference)))
             r["fraction_of_fp32_peak"] = r["flops_per_s"] / peaks["fp32"]
             rows.append({"workload": name, "precision": precision, **r})
+            print(f"  ... {name} {precision}: {r['fraction_of_fp32_peak']:.1%} of the fp32 peak", flush=True)
     return {"threads": torch.get_num_threads(), "peaks_flops_per_s": peaks, "rows": rows,
             "models": {"features": args.feature_model, "scoring": args.gen_model, "fine-tuning": args.model},
             "n": args.n, "score_n": args.score_n, "shots": args.shots, "block_size": args.block_size,

@@ -127,3 +127,16 @@ def test_a_split_is_tokenised_once_per_tokenizer_and_cut_ones_are_counted(tiny_m
         assert predict.encode(tok, texts, 8) != first  # another max_length is another cache
     finally:
         type(tok).__call__ = real
+
+
+def test_length_batches_cover_every_row_once_and_keep_padding_low():
+    from pipeline.prompting import length_batches
+
+    lengths = [138, 12, 60, 58, 55, 40, 12, 11, 30, 29, 28, 9]
+    batches = length_batches(lengths, 4)
+    assert sorted(r for b in batches for r in b) == list(range(len(lengths)))
+    assert batches[0] == [0]  # the long review alone: padding the others to 138 would waste most of the batch
+    assert all(len(b) <= 4 for b in batches)
+    for b in batches:
+        assert sum(lengths[r] for r in b) >= 0.8 * len(b) * max(lengths[r] for r in b)
+    assert length_batches([5] * 10, 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
