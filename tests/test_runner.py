@@ -144,7 +144,8 @@ def test_lora_weak_and_theory_stage_in_a_recipe(tiny_recipe, capsys):
     overrides = ["weak.mode=lora", "weak.lora.r=4", "weak.train.lr=5e-3", "methods=[naive]", "name=lora",
                  "theory.enabled=true", "theory.two_layer.n_seeds=2", "theory.two_layer.steps=300",
                  "theory.two_layer.n_test=2000", "theory.two_layer.n_pretrain=2000", "theory.two_layer.ablation=false",
-                 "theory.logistic.n_pairs=4", "theory.logistic.steps=60"]
+                 "theory.logistic.n_pairs=4", "theory.logistic.steps=60", "theory.cnn.enabled=false",
+                 "theory.ridge.enabled=false"]  # settings 3a/3b: tests/theory
     assert _run(tiny_recipe, *overrides) == 0
     cfg = yaml.safe_load(tiny_recipe.read_text())
     run_dir = os.path.join(cfg["output_dir"], "lora")
@@ -166,7 +167,8 @@ def test_lora_weak_and_theory_stage_in_a_recipe(tiny_recipe, capsys):
 def test_theory_command_writes_report(tmp_path, capsys):
     args = ["theory", f"output_dir={tmp_path}", "theory.two_layer.n_seeds=2", "theory.two_layer.steps=200",
             "theory.two_layer.n_test=2000", "theory.two_layer.n_pretrain=2000", "theory.two_layer.ablation=false",
-            "theory.logistic.n_pairs=4", "theory.logistic.steps=40"]
+            "theory.logistic.n_pairs=4", "theory.logistic.steps=40", "theory.cnn.enabled=false",
+            "theory.ridge.enabled=false"]
     assert main(args) == 0
     assert (tmp_path / "theory" / "theory" / "metrics.json").exists()
     assert "## Theory sanity check" in (tmp_path / "theory" / "report.md").read_text()
