@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline.theory.config import CnnConfig
+from pipeline.theory.jsonable import num, nums
 
 KINDS = ("w2s", "ceiling")  # labels: the weak teacher's, the ground truth
 
@@ -253,11 +254,11 @@ def summarise(cfg: CnnConfig, res: dict[str, torch.Tensor], v: int, n: int, regi
     """One JSON entry (sample size n of one run): teacher accuracy, W2S and ceiling accuracy at the end and, where the
     run was followed along training, at the peak of the mean curve with the drop after it; training fit; curves."""
     teacher = teacher_accuracy(cfg)
-    entry = {"regime": regime, "n": n, "n_seeds": res["acc"].shape[0], "abundance": _num(abundance(cfg, n)),
-             "benign_ratio": _num(benign_ratio(cfg, n)), "teacher_acc": _num(teacher["all"]),
-             "teacher_easy_acc": _num(teacher["easy"]), "teacher_hard_acc": _num(teacher["hard"]),
-             "weak_label_acc": _num(res["weak_label_acc"][:, v].mean()),
-             "n_wrong_labels": _num(res["n_wrong"][:, v].mean())}
+    entry = {"regime": regime, "n": n, "n_seeds": res["acc"].shape[0], "abundance": num(abundance(cfg, n)),
+             "benign_ratio": num(benign_ratio(cfg, n)), "teacher_acc": num(teacher["all"]),
+             "teacher_easy_acc": num(teacher["easy"]), "teacher_hard_acc": num(teacher["hard"]),
+             "weak_label_acc": num(res["weak_label_acc"][:, v].mean()),
+             "n_wrong_labels": num(res["n_wrong"][:, v].mean())}
     steps = res["steps"]
     trained = steps >= 1  # the initialisation is no trained model: peaks are over steps >= 1
     along = int(trained.sum()) > 1  # followed along training (else measured at the end only)
@@ -266,44 +267,36 @@ def summarise(cfg: CnnConfig, res: dict[str, torch.Tensor], v: int, n: int, regi
     for k, kind in enumerate(KINDS):
         acc = res["acc"][:, k, v]  # (S, T)
         mean = acc.mean(0)
-        entry.update({f"{kind}_acc_final": _num(mean[-1]),
-                      f"{kind}_final_above_teacher_frac": _num((acc[:, -1] > teacher["all"]).double().mean()),
-                      f"{kind}_hard_acc_final": _num(res["acc_hard"][:, k, v, -1].mean()),
-                      f"{kind}_fit": _num(res["fit"][:, k, v].mean())})
-        per_seed[f"{kind}_acc_final"] = _nums(acc[:, -1])
+        entry.update({f"{kind}_acc_final": num(mean[-1]),
+                      f"{kind}_final_above_teacher_frac": num((acc[:, -1] > teacher["all"]).double().mean()),
+                      f"{kind}_hard_acc_final": num(res["acc_hard"][:, k, v, -1].mean()),
+                      f"{kind}_fit": num(res["fit"][:, k, v].mean())})
+        per_seed[f"{kind}_acc_final"] = nums(acc[:, -1])
         if along:
             first = int((~trained).sum())
             peak, at = mean[first:].max(0)
             peak_at[kind] = first + int(at)
             seed_peak = acc[:, first:].max(1).values
             entry.update({
-                f"{kind}_acc_peak": _num(peak), f"{kind}_peak_step": int(steps[peak_at[kind]]),
-                f"{kind}_drop": _num(peak - mean[-1]),
-                f"{kind}_peak_above_teacher_frac": _num((seed_peak > teacher["all"]).double().mean()),
-                f"{kind}_drop_ge_0p01_frac": _num((seed_peak - acc[:, -1] >= 0.01).double().mean()),
-                f"{kind}_hard_acc_peak": _num(res["acc_hard"][:, k, v].mean(0)[peak_at[kind]])})
-            per_seed[f"{kind}_acc_peak"] = _nums(seed_peak)
+                f"{kind}_acc_peak": num(peak), f"{kind}_peak_step": int(steps[peak_at[kind]]),
+                f"{kind}_drop": num(peak - mean[-1]),
+                f"{kind}_peak_above_teacher_frac": num((seed_peak > teacher["all"]).double().mean()),
+                f"{kind}_drop_ge_0p01_frac": num((seed_peak - acc[:, -1] >= 0.01).double().mean()),
+                f"{kind}_hard_acc_peak": num(res["acc_hard"][:, k, v].mean(0)[peak_at[kind]])})
+            per_seed[f"{kind}_acc_peak"] = nums(seed_peak)
         else:
             entry.update({f"{kind}_{key}": None for key in ("acc_peak", "peak_step", "drop", "peak_above_teacher_frac",
                                                             "drop_ge_0p01_frac", "hard_acc_peak")})
     has_wrong = res["n_wrong"][:, v] > 0  # seeds whose training set holds teacher errors at all
-    entry["w2s_fit_wrong"] = _num(res["fit_wrong"][has_wrong, 0, v].mean()) if bool(has_wrong.any()) else None
-    entry["w2s_corrected_peak"] = _num(res["corrected"][:, 0, v].mean(0)[peak_at["w2s"]]) if along else None
-    entry["w2s_corrected_final"] = _num(res["corrected"][:, 0, v, -1].mean())
-    entry["curve"] = {"step": steps.tolist(), **{f"{kind}_acc": _nums(res["acc"][:, k, v].mean(0))
+    entry["w2s_fit_wrong"] = num(res["fit_wrong"][has_wrong, 0, v].mean()) if bool(has_wrong.any()) else None
+    entry["w2s_corrected_peak"] = num(res["corrected"][:, 0, v].mean(0)[peak_at["w2s"]]) if along else None
+    entry["w2s_corrected_final"] = num(res["corrected"][:, 0, v, -1].mean())
+    entry["curve"] = {"step": steps.tolist(), **{f"{kind}_acc": nums(res["acc"][:, k, v].mean(0))
                                                  for k, kind in enumerate(KINDS)},
-                      "w2s_hard_acc": _nums(res["acc_hard"][:, 0, v].mean(0))}
+                      "w2s_hard_acc": nums(res["acc_hard"][:, 0, v].mean(0))}
     entry["per_seed"] = per_seed
     return entry
 
-
-def _num(x) -> float | None:
-    x = float(x)
-    return None if math.isnan(x) else round(x, 6)
-
-
-def _nums(xs: torch.Tensor) -> list[float | None]:
-    return [_num(x) for x in xs]
 
 
 def run(cfg: CnnConfig, seed: int, dtype: torch.dtype, device: torch.device, progress: bool) -> dict:

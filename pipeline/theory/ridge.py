@@ -19,6 +19,7 @@ import math
 import torch
 
 from pipeline.theory.config import RidgeConfig
+from pipeline.theory.jsonable import num, nums
 
 STUDENTS = ("isotropic", "aligned", "misaligned")  # penalty Γ = I, small on β*'s support, small on other axes
 
@@ -129,11 +130,11 @@ def summarise(cfg: RidgeConfig, sim: dict[str, torch.Tensor], i: int, j: int) ->
     err_t = sim["teacher_err"][:, i, j]
     err_opt = sim["teacher_err_opt"][:, i]
     entry = {"n_over_d": cfg.n_over_d[i], "n": ns[i], "n_student": n_s, "support": k,
-             "teacher_lambda_mult": cfg.teacher_lambdas[j], "teacher_lambda": _num(cfg.teacher_lambdas[j]
+             "teacher_lambda_mult": cfg.teacher_lambdas[j], "teacher_lambda": num(cfg.teacher_lambdas[j]
                                                                                    * lambda_opt(cfg, ns[i])),
-             "lambda_opt": _num(lambda_opt(cfg, ns[i])), "n_seeds": len(err_t),
-             "teacher_err": _num(err_t.median()), "teacher_err_opt": _num(err_opt.median()), "students": {},
-             "per_seed": {"teacher_err": _nums(err_t)}}
+             "lambda_opt": num(lambda_opt(cfg, ns[i])), "n_seeds": len(err_t),
+             "teacher_err": num(err_t.median()), "teacher_err_opt": num(err_opt.median()), "students": {},
+             "per_seed": {"teacher_err": nums(err_t)}}
     for p, name in enumerate(STUDENTS):
         curve = sim["student_err"][:, i, j, p]  # (S, G)
         best, arg = curve.min(-1)
@@ -142,24 +143,16 @@ def summarise(cfg: RidgeConfig, sim: dict[str, torch.Tensor], i: int, j: int) ->
         gap = err_t - err_opt
         closed = torch.where(gap > 1e-12, (err_t - best) / gap, torch.full_like(gap, math.nan))
         entry["students"][name] = {
-            "err_best": _num(best.median()), "gain_median": _num(gain.median()), "gain_min": _num(gain.min()),
-            "beats_teacher_frac": _num((best < err_t).double().mean()),
-            "beats_null_frac": _num((best < 1.0).double().mean()),  # the zero predictor has error ‖β*‖² = 1
-            "lambda_best_median": _num(sim["grid"][arg].median()),
-            "gap_closed_median": _num(closed.nanmedian()),
-            "curve": {"lambda": _nums(sim["grid"]), "err_median": _nums(curve.median(0).values)},
-            "per_seed": {"err_best": _nums(best), "gain": _nums(gain)},
+            "err_best": num(best.median()), "gain_median": num(gain.median()), "gain_min": num(gain.min()),
+            "beats_teacher_frac": num((best < err_t).double().mean()),
+            "beats_null_frac": num((best < 1.0).double().mean()),  # the zero predictor has error ‖β*‖² = 1
+            "lambda_best_median": num(sim["grid"][arg].median()),
+            "gap_closed_median": num(closed.nanmedian()),
+            "curve": {"lambda": nums(sim["grid"]), "err_median": nums(curve.median(0).values)},
+            "per_seed": {"err_best": nums(best), "gain": nums(gain)},
         }
     return entry
 
-
-def _num(x) -> float | None:
-    x = float(x)
-    return None if math.isnan(x) else round(x, 6)
-
-
-def _nums(xs: torch.Tensor) -> list[float | None]:
-    return [_num(x) for x in xs]
 
 
 def run(cfg: RidgeConfig, seed: int, dtype: torch.dtype, device: torch.device, progress: bool) -> dict:

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline.theory.config import TwoLayerConfig
+from pipeline.theory.jsonable import num, nums
 
 KINDS = ("w2s", "sft")  # label kinds: weak teacher's predictions, ground truth
 
@@ -304,26 +305,18 @@ def summarise(per_seed: dict[str, torch.Tensor], v: int, rho: float) -> dict:
     entry = {"rho": rho, "n_seeds": len(pgr_raw)}
     for key, values in col.items():
         name = key.replace("sft_err", "ceiling_err")  # SFT on ground truth is the ceiling (§0)
-        entry[name] = _num(values.mean())
+        entry[name] = num(values.mean())
     entry.update(
-        pgr_median=_num(pgr_raw.nanmedian()), pgr_cal_median=_num(pgr_cal.nanmedian()),
-        pgr_cal_min=_num(pgr_cal.min()),
-        w2s_beats_weak_frac=_num((col["w2s_err_cal"] < col["weak_err_cal"]).double().mean()),
-        retention_w2s_gt_sft_frac=_num((gap > 0).double().mean()),
-        retention_gap_ge_0p1_frac=_num((gap >= 0.10).double().mean()),
-        per_seed={"pgr_cal": _nums(pgr_cal), **{key.replace("sft_err", "ceiling_err"): _nums(values)
+        pgr_median=num(pgr_raw.nanmedian()), pgr_cal_median=num(pgr_cal.nanmedian()),
+        pgr_cal_min=num(pgr_cal.min()),
+        w2s_beats_weak_frac=num((col["w2s_err_cal"] < col["weak_err_cal"]).double().mean()),
+        retention_w2s_gt_sft_frac=num((gap > 0).double().mean()),
+        retention_gap_ge_0p1_frac=num((gap >= 0.10).double().mean()),
+        per_seed={"pgr_cal": nums(pgr_cal), **{key.replace("sft_err", "ceiling_err"): nums(values)
                                               for key, values in col.items()}},
     )
     return entry
 
-
-def _num(x: torch.Tensor) -> float | None:
-    x = float(x)
-    return None if math.isnan(x) else round(x, 6)
-
-
-def _nums(xs: torch.Tensor) -> list[float | None]:
-    return [_num(x) for x in xs]
 
 
 def run(cfg: TwoLayerConfig, seed: int, dtype: torch.dtype, device: torch.device, progress: bool) -> dict:

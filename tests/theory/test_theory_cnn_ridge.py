@@ -18,13 +18,6 @@ from pipeline.theory.report import check_predictions, make_plots, markdown_secti
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def setting3a() -> dict:

@@ -31,14 +31,6 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "theory.yaml"
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # what run() does by default: small tensors are fastest on one thread, even on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def setting1() -> dict:
