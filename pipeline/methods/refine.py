@@ -268,7 +268,7 @@ def plots(key: str, entry: dict, run_dir) -> list[str]:
     ax.set_xlabel("weak-labelled demonstrations in context (k)")
     ax.set_ylabel(f"accuracy on {curve[0]['n']} B examples (%)")
     blocks = f", band: min-max over {curve[0]['blocks']} blocks" if curve[0].get("blocks", 1) > 1 else ""
-    ax.set_title(f"{key}: in-context refinement by {d.get('refiner')} (B's gold: reporting only{blocks})", fontsize=9)
+    ax.set_title(f"{key}: in-context refinement by {d.get('refiner')}\n(B's gold: reporting only{blocks})", fontsize=9)
     ax.legend(fontsize=7)
     return [save(fig, run_dir, f"refine_{key}.png")]
 
