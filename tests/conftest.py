@@ -112,3 +112,15 @@ theory: {{enabled: false}}
     path = tmp_path / "tiny.yaml"
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """What the theory stage does by default: small tensors are fastest on one thread, even on a busy
+    machine (tests/theory use it for every test)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,6 +16,7 @@ from pipeline.theory import CnnConfig, RidgeConfig, TheoryConfig, cnn, ridge, ru
 from pipeline.theory.report import check_predictions, make_plots, markdown_section
 
 CPU = torch.device("cpu")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

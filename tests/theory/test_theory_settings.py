@@ -29,6 +29,7 @@ from pipeline.theory.report import check_predictions, make_plots, markdown_secti
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "theory.yaml"
 CPU = torch.device("cpu")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
