@@ -3,6 +3,7 @@
 Nothing here touches a hub or the packaged weights, so the suite runs anywhere in seconds.
 """
 
+import contextlib
 import gzip
 import json
 import os
@@ -124,3 +125,24 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def interrupted_backward(after: int):
+    """Inside: the (after + 1)-th backward pass of any training loop raises KeyboardInterrupt (a Ctrl-C
+    mid-training); the real one is back on exit."""
+    import accelerate
+
+    calls, backward = [0], accelerate.Accelerator.backward
+
+    def dying(self, loss, **kw):
+        calls[0] += 1
+        if calls[0] > after:
+            raise KeyboardInterrupt
+        return backward(self, loss, **kw)
+
+    accelerate.Accelerator.backward = dying
+    try:
+        yield
+    finally:
+        accelerate.Accelerator.backward = backward

@@ -255,21 +255,12 @@ def test_texts_longer_than_max_length_are_counted_and_truncated_with_a_warning(t
     assert 0 < n_over <= 60 and f"warning: {n_over} of 60 inputs of split train_weak" in err
 
 
-def test_a_damaged_mid_training_checkpoint_is_named_and_force_stage_starts_over(tiny_recipe, capsys, monkeypatch):
-    import accelerate
+def test_a_damaged_mid_training_checkpoint_is_named_and_force_stage_starts_over(tiny_recipe, capsys):
+    from conftest import interrupted_backward
 
     args = ["run", str(tiny_recipe), "--no-progress", "methods=[naive]", "weak.train.checkpoint_every=4"]
-    calls, backward = [0], accelerate.Accelerator.backward
-
-    def dying(self, loss, **kw):
-        calls[0] += 1
-        if calls[0] > 10:
-            raise KeyboardInterrupt
-        return backward(self, loss, **kw)
-
-    monkeypatch.setattr(accelerate.Accelerator, "backward", dying)
-    assert main(args) == 130
-    monkeypatch.setattr(accelerate.Accelerator, "backward", backward)
+    with interrupted_backward(10):
+        assert main(args) == 130
     run = os.path.join(yaml.safe_load(tiny_recipe.read_text())["output_dir"], "tiny")
     state = os.path.join(run, "seed0", "weak", "checkpoints", "state")
     damaged = [os.path.join(state, f) for f in os.listdir(state) if f.startswith(("model", "optimizer"))]

@@ -50,12 +50,12 @@ def test_a_killed_finetune_resumes_from_its_checkpoint_with_the_uninterrupted_we
     assert not (ckpt / "state").exists()  # deleted when the run finished
 
 
-def test_a_stage_killed_mid_training_resumes_from_its_checkpoint_in_the_next_run(tiny_recipe, capsys, monkeypatch):
+def test_a_stage_killed_mid_training_resumes_from_its_checkpoint_in_the_next_run(tiny_recipe, capsys):
     """The weak stage dies at step 11 of 48 (checkpoints every 4 steps): the next `w2s run` keeps that
     checkpoint (same cache key), resumes at step 8, says so in the report, and its weak labels equal those of
     an uninterrupted run; the finished stage deletes its checkpoint."""
-    import accelerate
     import yaml
+    from conftest import interrupted_backward
 
     from pipeline.cli import main
 
@@ -63,19 +63,10 @@ def test_a_stage_killed_mid_training_resumes_from_its_checkpoint_in_the_next_run
             "weak.train.checkpoint_every=4"]
     root = yaml.safe_load(tiny_recipe.read_text())["output_dir"]
     assert main([*args, "name=clean"]) == 0
-    calls, backward = [0], accelerate.Accelerator.backward
-
-    def dying(self, loss, **kw):
-        calls[0] += 1
-        if calls[0] > 10:
-            raise KeyboardInterrupt
-        return backward(self, loss, **kw)
-
-    monkeypatch.setattr(accelerate.Accelerator, "backward", dying)
-    assert main([*args, "name=killed"]) == 130  # Ctrl-C's exit status
+    with interrupted_backward(10):
+        assert main([*args, "name=killed"]) == 130  # Ctrl-C's exit status
     weak = f"{root}/killed/seed0/weak"
     assert json.loads(open(f"{weak}/checkpoints/state/position.json").read())["step"] == 8
-    monkeypatch.setattr(accelerate.Accelerator, "backward", backward)
     capsys.readouterr()
     assert main([*args, "name=killed"]) == 0
     metrics = json.loads(open(f"{weak}/metrics.json").read())
