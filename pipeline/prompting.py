@@ -118,6 +118,20 @@ def length_batches(lengths: list[int], batch_size: int, min_fill: float = 0.8) -
     return batches + ([rows] if rows else [])
 
 
+# Architectures whose queries are scored packed (each tested against the padded form in tests/test_prompting.py):
+# they take position ids and a 4-D attention mask as given. Sliding-window layers keep a cut KV cache, so a model
+# with any is scored padded.
+PACKED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+
+
+def packable(model) -> bool:
+    config = model.config.get_text_config()
+    layer_types = getattr(config, "layer_types", None)
+    full = (set(layer_types) == {"full_attention"} if layer_types
+            else getattr(config, "sliding_window", None) is None)
+    return config.model_type in PACKED_TYPES and config._attn_implementation in ("sdpa", "eager") and full
+
+
 @dataclass
 class DemoPool:
     """Weak-labelled examples demonstrations are drawn from: texts, 0/1 labels, and whether a block's
@@ -141,10 +155,15 @@ class Prompter:
     batch_size: int = 16
     max_tokens: int = 2048
     chat: bool = False
+    pack_tokens: int = 384
+    packed: bool | None = None  # queries packed into one row behind the block (None: where the model allows)
     ids: list[int] = field(init=False)
+    _expanded: tuple = field(init=False, default=(None, 0, None), repr=False)
 
     def __post_init__(self):
         self.ids = verbalizer_ids(self.tokenizer, self.verbalizers)
+        if self.packed is None:
+            self.packed = packable(self.model)
 
     @torch.inference_mode()
     def block_log_odds(self, queries: list[str], pool: DemoPool, k: int, block_size: int, seed: int,
@@ -198,39 +217,87 @@ class Prompter:
                 if prefix_ids is not None:  # the block's KV cache; one position's logits (unused) is the least
                     cache = model(prefix_ids.to(accelerator.device), use_cache=True, logits_to_keep=1).past_key_values
                     stats["prefix_tokens"] += prefix_ids.shape[1]
-                past, past_rows = None, 0
-                for rows in length_batches([len(e) for e in enc], batch_size):
-                    batch = tokenizer.pad({"input_ids": [enc[r] for r in rows]}, return_tensors="pt")
-                    ids_b = batch["input_ids"].to(accelerator.device)
-                    mask = batch["attention_mask"].to(accelerator.device)
-                    kwargs = {}
-                    if cache is not None:
-                        plen = prefix_ids.shape[1]
-                        if past is None or past_rows != len(rows):  # one expanded copy per chunk and batch size
-                            past, past_rows = copy.deepcopy(cache), len(rows)
-                            past.batch_repeat_interleave(len(rows))
-                        mask = torch.cat([torch.ones(len(rows), plen, dtype=mask.dtype, device=mask.device), mask], 1)
-                        kwargs = {"past_key_values": past,
-                                  "cache_position": torch.arange(plen, plen + ids_b.shape[1], device=ids_b.device)}
-                    # logits only where a row's query ends (right padding: its last real token), not over the
-                    # whole vocabulary at every position
-                    last = batch["attention_mask"].sum(1) - 1
-                    keep, where = torch.unique(last, return_inverse=True)
-                    logits = model(input_ids=ids_b, attention_mask=mask, logits_to_keep=keep.to(ids_b.device),
-                                   **kwargs).logits
-                    if past is not None:
-                        past.crop(-ids_b.shape[1])  # drop this batch's query tokens, keep the block
-                    logits = logits[torch.arange(len(rows)), where.to(logits.device)].float()
+                plen = 0 if prefix_ids is None else prefix_ids.shape[1]
+                for rows in (self._packs if self.packed else length_batches)([len(e) for e in enc], batch_size):
+                    run = self._packed_logits if self.packed else self._padded_logits
+                    logits = run([enc[r] for r in rows], cache, plen).float()
                     logp = torch.log_softmax(logits, -1)
                     out[chunk[rows]] = (logp[:, ids[1]] - logp[:, ids[0]]).cpu().numpy()
-                    stats["query_tokens"] += int(batch["attention_mask"].sum())
+                    stats["query_tokens"] += sum(len(enc[r]) for r in rows)
                     bar.update(len(rows))
                 block_of[chunk] = b
                 stats["blocks"] += 1
         finally:
             tokenizer.padding_side = side
+            self._expanded = (None, 0, None)
             bar.close()
         return out, block_of, stats
+
+    def _packs(self, lengths: list[int], batch_size: int) -> list[list[int]]:
+        """Packed queries carry no padding: longest first, at most `batch_size` queries and `pack_tokens`
+        tokens a pack (a pack's attention is dense over all its tokens, so long packs waste it quadratically)."""
+        packs, rows, used = [], [], 0
+        for r in sorted(range(len(lengths)), key=lambda r: -lengths[r]):
+            if rows and (len(rows) == batch_size or used + lengths[r] > self.pack_tokens):
+                packs.append(rows)
+                rows, used = [], 0
+            rows.append(r)
+            used += lengths[r]
+        return packs + ([rows] if rows else [])
+
+    def _packed_logits(self, queries: list[list[int]], cache, plen: int) -> torch.Tensor:
+        """Next-token logits after each query, the queries packed into one row behind the block's prefix:
+        each query's tokens sit at positions plen.. (as if it alone followed the block) and attend to the
+        prefix and to their own earlier tokens only, so the prefix's KV cache is neither copied per query
+        nor repeated per batch row, and no position is padding."""
+        device = self.accelerator.device
+        lens = torch.tensor([len(q) for q in queries])
+        total = int(lens.sum())
+        ids_b = torch.tensor([[t for q in queries for t in q]], device=device)
+        seg = torch.repeat_interleave(torch.arange(len(queries)), lens)
+        pos = plen + torch.cat([torch.arange(n) for n in lens.tolist()])
+        own = (seg[:, None] == seg[None, :]) & (pos[:, None] >= pos[None, :])
+        allowed = torch.cat([torch.ones(total, plen, dtype=torch.bool), own], 1)
+        last = (torch.cumsum(lens, 0) - 1).to(device)
+        logits = self.model(input_ids=ids_b, attention_mask=self._mask(allowed),
+                            position_ids=pos[None].to(device), past_key_values=cache, use_cache=cache is not None,
+                            logits_to_keep=last).logits[0]
+        if cache is not None:
+            cache.crop(-total)  # drop the packed queries, keep the block
+        return logits
+
+    def _padded_logits(self, queries: list[list[int]], cache, plen: int) -> torch.Tensor:
+        """The same logits with the queries as right-padded rows over a copy of the block's cache per row (any
+        model; the packed form covers the architectures in PACKED_TYPES)."""
+        device = self.accelerator.device
+        batch = self.tokenizer.pad({"input_ids": queries}, return_tensors="pt")
+        ids_b, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+        kwargs = {}
+        if cache is not None:
+            if self._expanded[0] is not cache or self._expanded[1] != len(queries):  # one copy per block and size
+                past = copy.deepcopy(cache)
+                past.batch_repeat_interleave(len(queries))
+                self._expanded = (cache, len(queries), past)
+            past = self._expanded[2]
+            mask = torch.cat([torch.ones(len(queries), plen, dtype=mask.dtype, device=device), mask], 1)
+            kwargs = {"past_key_values": past,
+                      "cache_position": torch.arange(plen, plen + ids_b.shape[1], device=device)}
+        # logits only where a row's query ends (right padding: its last real token)
+        last = batch["attention_mask"].sum(1) - 1
+        keep, where = torch.unique(last, return_inverse=True)
+        logits = self.model(input_ids=ids_b, attention_mask=mask, logits_to_keep=keep.to(device), **kwargs).logits
+        if cache is not None:
+            past.crop(-ids_b.shape[1])  # drop this batch's query tokens, keep the block
+        return logits[torch.arange(len(queries)), where.to(logits.device)]
+
+    def _mask(self, allowed: torch.Tensor):
+        """A 4-D mask as the model's attention takes it: boolean for sdpa, additive for eager."""
+        allowed = allowed[None, None].to(self.accelerator.device)
+        if self.model.config._attn_implementation == "sdpa":
+            return allowed
+        dtype = next(self.model.parameters()).dtype
+        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+            ~allowed, torch.finfo(dtype).min)
 
 
 

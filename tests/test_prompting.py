@@ -140,3 +140,65 @@ def test_length_batches_cover_every_row_once_and_keep_padding_low():
     for b in batches:
         assert sum(lengths[r] for r in b) >= 0.8 * len(b) * max(lengths[r] for r in b)
     assert length_batches([5] * 10, 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def _tiny_causal(kind: str, attn: str = "sdpa", **extra):
+    """A tiny random causal LM of one architecture, on the tiny decoder's vocabulary."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from conftest import VOCAB
+
+    torch.manual_seed(0)
+    sizes = dict(vocab_size=len(VOCAB), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, eos_token_id=4,
+                 bos_token_id=None, pad_token_id=None)
+    config = AutoConfig.for_model(kind, **{**sizes, **extra})
+    config._attn_implementation = attn
+    return AutoModelForCausalLM.from_config(config).eval()
+
+
+@pytest.mark.parametrize("kind, attn, extra", [
+    ("llama", "sdpa", {}), ("llama", "eager", {}), ("qwen2", "sdpa", {}), ("qwen3", "sdpa", {"head_dim": 8}),
+    ("mistral", "sdpa", {"sliding_window": None})])
+def test_packed_queries_score_as_padded_rows_and_as_whole_prompts(tiny_models, kind, attn, extra):
+    """Queries packed into one row behind the block (positions restarted, a block-diagonal mask) give the
+    log-odds of padded rows over copies of the block's cache, and of each prompt run whole."""
+    from accelerate import Accelerator
+
+    from pipeline import models
+    from pipeline.prompting import DemoPool, Prompter, _demo_block, packable
+
+    tok = models.load_tokenizer(tiny_models["decoder"])
+    model = _tiny_causal(kind, attn, **extra)
+    assert packable(model)
+    verb, tmpl = ["bad", "good"], "Review: {text} Sentiment:"
+    texts = ["the movie was good", "bad food", "the staff were nice and the room was fine and the food was good",
+             "awful", "great place", "boring and sad", "nice", "the room was bad"]
+    labels = np.array([1, 0, 1, 0, 1, 0, 1, 0])
+    pool, acc = DemoPool(texts, labels, True), Accelerator()
+    scores = {}
+    for packed, pack_tokens in ((True, 12), (True, 384), (False, 384)):  # 12 tokens: packs of one or two queries
+        prompter = Prompter(model, tok, tmpl, verb, acc, batch_size=3, packed=packed, pack_tokens=pack_tokens)
+        scores[packed, pack_tokens], blocks, stats = prompter.block_log_odds(texts, pool, 2, 4, 0, np.arange(8))
+        assert stats["query_tokens"] > 0 and stats["prefix_tokens"] > 0
+    full = [None] * 8
+    for chunk, demos in plan_blocks(8, np.arange(8), labels, 2, 4, True, 0):
+        for i in chunk:
+            full[i] = _demo_block(tmpl, verb, texts, labels, demos) + tmpl.format(text=texts[i])
+    whole = np.array([verbalizer_log_odds(model, tok, [f], prompter.ids, 1, acc)[0] for f in full])
+    for got in scores.values():
+        assert np.allclose(got, whole, atol=1e-4)
+    assert np.abs(whole).max() > 1e-3  # a random model's log-odds are not all zero: the comparison means something
+
+
+def test_models_with_sliding_window_layers_are_scored_padded():
+    from pipeline.prompting import packable
+
+    assert not packable(_tiny_causal("mistral", sliding_window=16))
+    assert not packable(_tiny_causal("gemma3_text", head_dim=8, sliding_window=16,
+                                     layer_types=["sliding_attention", "full_attention"]))
+    flash = _tiny_causal("llama")
+    flash.config._attn_implementation_internal = "flash_attention_2"  # as a GPU load sets it: no 4-D masks there
+    assert flash.config._attn_implementation == "flash_attention_2" and not packable(flash)
+    assert packable(_tiny_causal("qwen2", use_sliding_window=False, sliding_window=16))
