@@ -165,17 +165,40 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.txt", "vocab.json
 
 def verbalizer_problem(spec: str, verbalizers: list[str]) -> str | None:
     """Why `verbalizers` cannot score with `spec`'s tokenizer (each must be one token), or None; checked only
-    where the tokenizer is on disk already (a local folder, a prepared alias), else when the model loads."""
+    where the tokenizer is on disk already (a local folder, a prepared alias), else when the model loads. The
+    verdict is remembered per tokenizer files, verbalizers and transformers version (loading a tokenizer costs
+    seconds; every `w2s run` and `validate` checks)."""
+    import hashlib
+    import json
+
     path = cache_dir() / "models" / spec if spec in ALIASES else Path(spec).expanduser()
     if not (path / "config.json").exists():
         return None
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir()
+                   if p.name.startswith(("tokenizer", "special_tokens", "vocab", "merges", "spiece", "added_tokens")))
+    key = hashlib.sha256(json.dumps([str(path.resolve()), files, verbalizers,
+                                     importlib.metadata.version("transformers")]).encode()).hexdigest()
+    memo = cache_dir() / "checks" / f"verbalizers-{key[:32]}.json"
+    try:
+        return json.loads(memo.read_text())["problem"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     tokenizer = load_tokenizer(str(path))
+    problem = None
     for v in verbalizers:
         n = len(tokenizer(v, add_special_tokens=False)["input_ids"])
         if n != 1:
-            return (f"verbalizer {v!r} is {n} tokens for the tokenizer of {spec}, not one: pick verbalizers that are "
-                    "single tokens (a leading space often helps: ' yes')")
-    return None
+            problem = (f"verbalizer {v!r} is {n} tokens for the tokenizer of {spec}, not one: pick verbalizers that "
+                       "are single tokens (a leading space often helps: ' yes')")
+            break
+    try:  # one small file per verdict, renamed into place: concurrent runs never see half of one
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({"spec": spec, "verbalizers": verbalizers, "problem": problem}))
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # a read-only cache only costs the check next time
+    return problem
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")

@@ -75,3 +75,24 @@ def test_an_interrupted_prepare_leaves_no_folder_and_the_next_run_prepares(fake_
     assert main(["models", "prepare", "tiny"]) == 0
     assert (fake_alias / models.MANIFEST).exists() and models.resolve("tiny") == str(fake_alias)
     models.check_prepared("tiny", fake_alias, full=True)
+
+
+def test_verbalizer_verdicts_are_remembered_per_tokenizer_files(tmp_path, tiny_models, monkeypatch):
+    """validate and run check verbalizers against the tokenizer on disk; the verdict is kept in the cache so a
+    re-run does not load the tokenizer again, and a changed tokenizer file is checked afresh."""
+    monkeypatch.setenv("W2S_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "decoder"
+    shutil.copytree(tiny_models["decoder"], folder)
+    loads = []
+    real = models.load_tokenizer
+    monkeypatch.setattr(models, "load_tokenizer", lambda path: loads.append(path) or real(path))
+    assert models.verbalizer_problem(str(folder), ["bad", "good"]) is None
+    assert "2 tokens" in models.verbalizer_problem(str(folder), ["bad", "very good"])
+    assert len(loads) == 2
+    assert models.verbalizer_problem(str(folder), ["bad", "good"]) is None
+    assert "2 tokens" in models.verbalizer_problem(str(folder), ["bad", "very good"])
+    assert len(loads) == 2  # both verdicts remembered
+    config = folder / "tokenizer_config.json"
+    config.write_text(config.read_text().replace("{", '{"model_max_length": 77, ', 1))
+    assert models.verbalizer_problem(str(folder), ["bad", "good"]) is None
+    assert len(loads) == 3  # another tokenizer file: checked again
