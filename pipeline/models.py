@@ -5,6 +5,7 @@ and are prepared once into the w2s cache ($W2S_CACHE, default ~/.cache/w2s): the
 and unpacked, GGUF checkpoints are dequantised and saved as safetensors.
 """
 
+import contextlib
 import difflib
 import importlib.metadata
 import importlib.util
@@ -110,13 +111,35 @@ def _prepare_mpnet(out: Path) -> None:
                         shutil.copyfileobj(src, dst, 1 << 22)
 
 
+@contextlib.contextmanager
+def _one_gguf_parse():
+    """transformers opens a GGUF file three times (tokenizer, config, weights), and each `gguf.GGUFReader` parses
+    the whole vocabulary in Python (2.7 s for SmolLM2 here): within the block, one reader per file serves all."""
+    import gguf
+
+    real, readers = gguf.GGUFReader, {}
+
+    def shared(path, mode="r"):
+        key = (str(Path(path).resolve()), mode)
+        if key not in readers:
+            readers[key] = real(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = shared
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = real
+
+
 def _convert_gguf(gguf_file: Path, out: Path) -> None:
     """Dequantise a GGUF checkpoint once and save it as a safetensors transformers folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kw = {"gguf_file": gguf_file.name}
-    tok = AutoTokenizer.from_pretrained(gguf_file.parent, **kw)
-    model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, **kw)
+    with _one_gguf_parse():
+        tok = AutoTokenizer.from_pretrained(gguf_file.parent, **kw)
+        model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, **kw)
     # save_pretrained refuses a model that still claims to be quantised; the weights are plain floats now.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

@@ -7,6 +7,7 @@ demonstration blocks move a small model's label prior a lot (measured on the qui
 """
 
 import copy
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,6 +133,15 @@ def packable(model) -> bool:
     return config.model_type in PACKED_TYPES and config._attn_implementation in ("sdpa", "eager") and full
 
 
+def _cache_arg(model) -> str:
+    """The forward argument a KV cache is passed as: `cache` (transformers >= 5.25), else `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _cache_of(output):
+    return output.cache if "cache" in output else output.past_key_values
+
+
 @dataclass
 class DemoPool:
     """Weak-labelled examples demonstrations are drawn from: texts, 0/1 labels, and whether a block's
@@ -215,7 +225,7 @@ class Prompter:
                 prefix_ids = torch.tensor([prefix]) if prefix else None
                 cache = None
                 if prefix_ids is not None:  # the block's KV cache; one position's logits (unused) is the least
-                    cache = model(prefix_ids.to(accelerator.device), use_cache=True, logits_to_keep=1).past_key_values
+                    cache = _cache_of(model(prefix_ids.to(accelerator.device), use_cache=True, logits_to_keep=1))
                     stats["prefix_tokens"] += prefix_ids.shape[1]
                 plen = 0 if prefix_ids is None else prefix_ids.shape[1]
                 for rows in (self._packs if self.packed else length_batches)([len(e) for e in enc], batch_size):
@@ -260,8 +270,8 @@ class Prompter:
         allowed = torch.cat([torch.ones(total, plen, dtype=torch.bool), own], 1)
         last = (torch.cumsum(lens, 0) - 1).to(device)
         logits = self.model(input_ids=ids_b, attention_mask=self._mask(allowed),
-                            position_ids=pos[None].to(device), past_key_values=cache, use_cache=cache is not None,
-                            logits_to_keep=last).logits[0]
+                            position_ids=pos[None].to(device), use_cache=cache is not None, logits_to_keep=last,
+                            **({_cache_arg(self.model): cache} if cache is not None else {})).logits[0]
         if cache is not None:
             cache.crop(-total)  # drop the packed queries, keep the block
         return logits
@@ -280,7 +290,7 @@ class Prompter:
                 self._expanded = (cache, len(queries), past)
             past = self._expanded[2]
             mask = torch.cat([torch.ones(len(queries), plen, dtype=mask.dtype, device=device), mask], 1)
-            kwargs = {"past_key_values": past,
+            kwargs = {_cache_arg(self.model): past,
                       "cache_position": torch.arange(plen, plen + ids_b.shape[1], device=device)}
         # logits only where a row's query ends (right padding: its last real token)
         last = batch["attention_mask"].sum(1) - 1
