@@ -186,11 +186,12 @@ ALIASES: dict[str, Alias] = {
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.txt", "vocab.json", "spiece.model")
 
 
-def verbalizer_problem(spec: str, verbalizers: list[str]) -> str | None:
+def verbalizer_problem(spec: str, verbalizers: list[str], tokenizer=None) -> str | None:
     """Why `verbalizers` cannot score with `spec`'s tokenizer (each must be one token), or None; checked only
     where the tokenizer is on disk already (a local folder, a prepared alias), else when the model loads. The
     verdict is remembered per tokenizer files, verbalizers and transformers version (loading a tokenizer costs
-    seconds; every `w2s run` and `validate` checks)."""
+    seconds; every `w2s run` and `validate` checks); `tokenizer`: `spec`'s, already loaded (a run that prepared
+    the model records the verdict for the next run)."""
     import hashlib
     import json
 
@@ -206,7 +207,7 @@ def verbalizer_problem(spec: str, verbalizers: list[str]) -> str | None:
         return json.loads(memo.read_text())["problem"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    tokenizer = load_tokenizer(str(path))
+    tokenizer = tokenizer or load_tokenizer(str(path))
     problem = None
     for v in verbalizers:
         n = len(tokenizer(v, add_special_tokens=False)["input_ids"])

@@ -96,3 +96,7 @@ def test_verbalizer_verdicts_are_remembered_per_tokenizer_files(tmp_path, tiny_m
     config.write_text(config.read_text().replace("{", '{"model_max_length": 77, ', 1))
     assert models.verbalizer_problem(str(folder), ["bad", "good"]) is None
     assert len(loads) == 3  # another tokenizer file: checked again
+    tokenizer = real(str(folder))  # a run that loaded the tokenizer anyway records its verdict
+    assert "2 tokens" in models.verbalizer_problem(str(folder), ["good", "very bad"], tokenizer)
+    assert "2 tokens" in models.verbalizer_problem(str(folder), ["good", "very bad"])
+    assert len(loads) == 3

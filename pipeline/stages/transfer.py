@@ -56,6 +56,7 @@ def method_context(job: Job, inp: SeedInputs, task) -> MethodContext:
         from pipeline.prompting import Prompter  # torch: only where a model runs
 
         model, tokenizer = causal(spec, "prompting")
+        models.verbalizer_problem(spec, verbalizers, tokenizer)  # the verdict for the next run's preflight
         return Prompter(model, tokenizer, template, verbalizers, job.accelerator, **batching)
 
     def generator(spec):
