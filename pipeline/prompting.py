@@ -126,6 +126,8 @@ PACKED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 
 
 def packable(model) -> bool:
+    if getattr(model, "config", None) is None:  # a wrapper that hides the model's config: score padded
+        return False
     config = model.config.get_text_config()
     layer_types = getattr(config, "layer_types", None)
     full = (set(layer_types) == {"full_attention"} if layer_types

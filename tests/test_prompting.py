@@ -190,6 +190,11 @@ def test_packed_queries_score_as_padded_rows_and_as_whole_prompts(tiny_models, k
     for got in scores.values():
         assert np.allclose(got, whole, atol=1e-4)
     assert np.abs(whole).max() > 1e-3  # a random model's log-odds are not all zero: the comparison means something
+    # no demonstrations and prompts that share no first token: no prefix, no cache, the queries alone packed
+    bare = "{text} Sentiment:"
+    packed = Prompter(model, tok, bare, verb, acc, batch_size=3).block_log_odds(texts, pool, 0, 8, 0)[0]
+    alone = [verbalizer_log_odds(model, tok, [bare.format(text=t)], prompter.ids, 1, acc)[0] for t in texts]
+    assert np.allclose(packed, alone, atol=1e-4)
 
 
 def test_models_with_sliding_window_layers_are_scored_padded():
