@@ -145,9 +145,8 @@ def test_length_batches_cover_every_row_once_and_keep_padding_low():
 def _tiny_causal(kind: str, attn: str = "sdpa", **extra):
     """A tiny random causal LM of one architecture, on the tiny decoder's vocabulary."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
     from conftest import VOCAB
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(0)
     sizes = dict(vocab_size=len(VOCAB), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
