@@ -207,7 +207,8 @@ def verbalizer_problem(spec: str, verbalizers: list[str], tokenizer=None) -> str
         return json.loads(memo.read_text())["problem"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    tokenizer = tokenizer or load_tokenizer(str(path))
+    if tokenizer is None:
+        tokenizer = load_tokenizer(str(path))
     problem = None
     for v in verbalizers:
         n = len(tokenizer(v, add_special_tokens=False)["input_ids"])

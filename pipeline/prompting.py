@@ -171,9 +171,11 @@ class Prompter:
     packed: bool | None = None  # queries packed into one row behind the block (None: where the model allows)
     ids: list[int] = field(init=False)
     _expanded: tuple = field(init=False, default=(None, 0, None), repr=False)
+    _cache_kw: str = field(init=False, repr=False)
 
     def __post_init__(self):
         self.ids = verbalizer_ids(self.tokenizer, self.verbalizers)
+        self._cache_kw = _cache_arg(self.model)
         if self.packed is None:
             self.packed = packable(self.model)
 
@@ -203,6 +205,7 @@ class Prompter:
         side = tokenizer.padding_side
         tokenizer.padding_side = "right"
         bar = tqdm(total=n, desc=desc, unit="prompt", leave=False, disable=not show_progress(accelerator))
+        group, score = (self._packs, self._packed_logits) if self.packed else (length_batches, self._padded_logits)
         try:
             plan = plan_blocks(n, query_pool_idx, pool_labels, k, block_size, balance, seed)
             for b, (chunk, demos) in enumerate(plan):
@@ -230,9 +233,8 @@ class Prompter:
                     cache = _cache_of(model(prefix_ids.to(accelerator.device), use_cache=True, logits_to_keep=1))
                     stats["prefix_tokens"] += prefix_ids.shape[1]
                 plen = 0 if prefix_ids is None else prefix_ids.shape[1]
-                for rows in (self._packs if self.packed else length_batches)([len(e) for e in enc], batch_size):
-                    run = self._packed_logits if self.packed else self._padded_logits
-                    logits = run([enc[r] for r in rows], cache, plen).float()
+                for rows in group([len(e) for e in enc], batch_size):
+                    logits = score([enc[r] for r in rows], cache, plen).float()
                     logp = torch.log_softmax(logits, -1)
                     out[chunk[rows]] = (logp[:, ids[1]] - logp[:, ids[0]]).cpu().numpy()
                     stats["query_tokens"] += sum(len(enc[r]) for r in rows)
@@ -273,7 +275,7 @@ class Prompter:
         last = (torch.cumsum(lens, 0) - 1).to(device)
         logits = self.model(input_ids=ids_b, attention_mask=self._mask(allowed),
                             position_ids=pos[None].to(device), use_cache=cache is not None, logits_to_keep=last,
-                            **({_cache_arg(self.model): cache} if cache is not None else {})).logits[0]
+                            **({self._cache_kw: cache} if cache is not None else {})).logits[0]
         if cache is not None:
             cache.crop(-total)  # drop the packed queries, keep the block
         return logits
@@ -292,7 +294,7 @@ class Prompter:
                 self._expanded = (cache, len(queries), past)
             past = self._expanded[2]
             mask = torch.cat([torch.ones(len(queries), plen, dtype=mask.dtype, device=device), mask], 1)
-            kwargs = {_cache_arg(self.model): past,
+            kwargs = {self._cache_kw: past,
                       "cache_position": torch.arange(plen, plen + ids_b.shape[1], device=device)}
         # logits only where a row's query ends (right padding: its last real token)
         last = batch["attention_mask"].sum(1) - 1
@@ -310,8 +312,6 @@ class Prompter:
         dtype = next(self.model.parameters()).dtype
         return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
             ~allowed, torch.finfo(dtype).min)
-
-
 
 
 def calibrate(log_odds: np.ndarray, mode: str, positive_rate: float, blocks: np.ndarray | None = None,
