@@ -204,11 +204,17 @@ class Prompter:
         stats = {"blocks": 0, "demos_dropped_for_context": 0, "prefix_tokens": 0, "query_tokens": 0}
         side = tokenizer.padding_side
         tokenizer.padding_side = "right"
-        bar = tqdm(total=n, desc=desc, unit="prompt", leave=False, disable=not show_progress(accelerator))
+        plan = plan_blocks(n, query_pool_idx, pool_labels, k, block_size, balance, seed)
+        for b, (chunk, _) in enumerate(plan):
+            block_of[chunk] = b
+        # blocks are independent: each process scores every P-th one, and the scores are gathered
+        mine = range(accelerator.process_index, len(plan), accelerator.num_processes)
+        bar = tqdm(total=sum(len(plan[b][0]) for b in mine), desc=desc, unit="prompt", leave=False,
+                   disable=not show_progress(accelerator))
         group, score = (self._packs, self._packed_logits) if self.packed else (length_batches, self._padded_logits)
         try:
-            plan = plan_blocks(n, query_pool_idx, pool_labels, k, block_size, balance, seed)
-            for b, (chunk, demos) in enumerate(plan):
+            for b in mine:
+                chunk, demos = plan[b]
                 texts = [template.format(text=queries[i]) for i in chunk]
 
                 def encode(d):
@@ -239,12 +245,19 @@ class Prompter:
                     out[chunk[rows]] = (logp[:, ids[1]] - logp[:, ids[0]]).cpu().numpy()
                     stats["query_tokens"] += sum(len(enc[r]) for r in rows)
                     bar.update(len(rows))
-                block_of[chunk] = b
                 stats["blocks"] += 1
         finally:
             tokenizer.padding_side = side
             self._expanded = (None, 0, None)
             bar.close()
+        if accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            rows = np.concatenate([plan[b][0] for b in mine]) if len(mine) else np.zeros(0, dtype=np.int64)
+            gathered = gather_object([(rows.tolist(), out[rows].tolist(), stats)])  # every rank's, own included
+            stats = {key: sum(got[2][key] for got in gathered) for key in stats}
+            for got_rows, got, _ in gathered:
+                out[np.asarray(got_rows, dtype=np.int64)] = np.asarray(got, dtype=np.float32)  # float32 both ways
         return out, block_of, stats
 
     def _packs(self, lengths: list[int], batch_size: int) -> list[list[int]]:

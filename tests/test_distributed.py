@@ -99,7 +99,7 @@ def _launch(recipe: Path, processes: int, output_dir: Path) -> subprocess.Comple
 def uneven_run(tmp_path_factory, tiny_models):
     """One-process run of a recipe whose predicted splits leave uneven shards on 3 and 4 processes
     (n_transfer 61, n_test 73: n % P is 1 for P = 3 and 4), with a full fine-tune (dropout-free weak
-    encoder), head mode (strong decoder features), graph_smooth and selective."""
+    encoder), head mode (strong decoder features), graph_smooth, selective and refine (the decoder relabels B)."""
     from tests.conftest import make_rows
 
     tmp = tmp_path_factory.mktemp("uneven")
@@ -124,7 +124,9 @@ strong:
   head: {{cv_folds: 3, l2_grid: [0.01, 1.0]}}
   train: {{eval_batch_size: 7}}
 methods: [naive, {{name: naive, id: naive_hard, hard: true}}, {{name: graph_smooth, knn: 5}},
-          {{name: selective, folds: 3, self_labels: probe}}]
+          {{name: selective, folds: 3, self_labels: probe}},
+          {{name: refine, shots: 2, block_size: 16, curve_shots: [0, 2], curve_n: 20, prompt_only_n: 20,
+            prompt: "Review: {{text}} Sentiment:", verbalizers: [bad, good]}}]
 evaluate: {{bootstrap: 100}}
 theory: {{enabled: false}}
 """)
@@ -160,7 +162,7 @@ def test_three_uneven_processes_reproduce_one_process(uneven_run, tmp_path):
     m1, m2 = (json.loads((d / "seed0/weak/metrics.json").read_text()) for d in (one, many))
     assert m1["train_steps"] == m2["train_steps"] == 2 * 6  # 72 / 12 = 6 global batches per epoch either way
     stages = ["seed0/weak", "seed0/ceiling", "seed0/transfer/naive", "seed0/transfer/naive_hard",
-              "seed0/transfer/graph_smooth", "seed0/transfer/selective"]
+              "seed0/transfer/graph_smooth", "seed0/transfer/selective", "seed0/transfer/refine"]
     for stage in stages:
         a, b = _rows(one / stage / "predictions.jsonl"), _rows(many / stage / "predictions.jsonl")
         assert [(r["id"], r["label"]) for r in a] == [(r["id"], r["label"]) for r in b] and len(b) == 73, stage
@@ -180,8 +182,13 @@ def test_three_uneven_processes_reproduce_one_process(uneven_run, tmp_path):
     r1, r2 = (json.loads((d / "results.json").read_text()) for d in (one, many))
     for key in ("weak", "ceiling"):
         assert r1[key]["accuracy"]["value"] == r2[key]["accuracy"]["value"]
-    for key in ("naive", "naive_hard", "graph_smooth", "selective"):
+    for key in ("naive", "naive_hard", "graph_smooth", "selective", "refine"):
         assert r1["methods"][key]["accuracy"]["value"] == r2["methods"][key]["accuracy"]["value"], key
+    # refine's demonstration blocks were scored by different processes (4 blocks of B over 3 ranks) and gathered
+    d1, d2 = (r["methods"]["refine"]["diagnostics"] for r in (r1, r2))
+    for key in ("refined_label_accuracy", "refined_label_accuracy_uncalibrated", "refinement_curve", "prompt_only_test",
+                "demos_dropped_for_context"):
+        assert d1[key] == d2[key], key
 
 
 def test_fsdp_on_two_cpu_ranks_trains_every_shard_and_matches_one_process(tiny_models, tmp_path):
