@@ -233,12 +233,11 @@ class Prompter:
                     demos = demos[1:]
                     stats["demos_dropped_for_context"] += 1
                     prefix, enc, longest = encode(demos)
-                prefix_ids = torch.tensor([prefix]) if prefix else None
-                cache = None
-                if prefix_ids is not None:  # the block's KV cache; one position's logits (unused) is the least
-                    cache = _cache_of(model(prefix_ids.to(accelerator.device), use_cache=True, logits_to_keep=1))
-                    stats["prefix_tokens"] += prefix_ids.shape[1]
-                plen = 0 if prefix_ids is None else prefix_ids.shape[1]
+                plen, cache = len(prefix), None
+                if plen:  # the block's KV cache; one position's logits (unused) is the least
+                    cache = _cache_of(model(torch.tensor([prefix], device=accelerator.device), use_cache=True,
+                                            logits_to_keep=1))
+                    stats["prefix_tokens"] += plen
                 for rows in group([len(e) for e in enc], batch_size):
                     logits = score([enc[r] for r in rows], cache, plen).float()
                     logp = torch.log_softmax(logits, -1)
