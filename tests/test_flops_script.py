@@ -39,7 +39,8 @@ def test_flops_counts_every_unit_and_at_least_the_weights_matmuls(tiny_recipe, t
     tok = AutoTokenizer.from_pretrained(tiny_models["decoder"])
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
     n = sum(p.numel() for p in model.parameters() if p.ndim == 2 and id(p) not in embeddings)
-    texts = [t for split in ("transfer", "test") for t in datasets.load_from_disk(str(run_dir / "data" / split))["text"]]
+    texts = [t for split in ("transfer", "test")
+             for t in datasets.load_from_disk(str(run_dir / "data" / split))["text"]]
     tokens = sum(min(len(ids), raw["data"]["max_length"]) for ids in tok(texts)["input_ids"])
     assert flops["ceiling"] >= 2 * n * tokens
     assert flops["weak"] > 0 and flops["data"] == 0
