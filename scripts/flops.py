@@ -12,9 +12,9 @@ the larger; float64 and bf16 peaks are printed beside it). The sum is a floor fo
 fp32 at 100% of the peak, before any elementwise work, data handling, model preparation or Python: what no
 kernel tuning can beat without less work or lower precision.
 
-The counted run is slower than a normal one (every aten op passes through Python), so its wall times are
-not reported. `--walls RUN_DIR` reads a normal run's per-stage wall times from RUN_DIR's results.json (the
-same recipe, run with `w2s run`) and adds each stage's achieved GFLOP/s and fraction of the fp32 peak.
+The counted run's own wall times are not reported (the counter adds Python work to every aten op).
+`--walls RUN_DIR` reads a normal run's per-stage wall times from RUN_DIR's results.json (the same recipe,
+run with `w2s run`) and adds each stage's achieved GFLOP/s and fraction of the fp32 peak.
 Attention inside torch's fused CPU sdpa kernel is not in torch's FLOP table and is not counted, so the
 floor is conservative (for SmolLM2 scoring with packed queries that kernel took 16% of the time measured
 with torch's profiler; matrix products took 74%).
