@@ -63,6 +63,11 @@ def count(recipe_path: str, overrides: list[str]) -> dict[str, float]:
 
 def walls(run_dir: Path) -> dict[str, float]:
     """Per-unit wall seconds of a finished run (its results.json, as in its report's Run table)."""
+    from pipeline.errors import UserError
+
+    if not (run_dir / "results.json").is_file():
+        raise UserError(f"--walls {run_dir}: no results.json there",
+                        "pass a finished run's folder, e.g. runs/quickstart")
     stages = json.loads((run_dir / "results.json").read_text())["stages"]
     return {name: float(t["wall_time_s"]) for name, t in stages.items() if t.get("wall_time_s") is not None}
 
@@ -75,11 +80,14 @@ def main(argv=None) -> int:
     ap.add_argument("--walls", type=Path, help="a finished run of the same recipe: adds achieved fractions of peak")
     ap.add_argument("--json", type=Path, help="also write the numbers to this file")
     a = ap.parse_args(argv)
+    from pipeline.config.loading import load_recipe
+
+    load_recipe(a.recipe, a.overrides)  # a bad recipe or a wrong folder fails at once, not after the peaks
+    wall = walls(a.walls) if a.walls else {}
     dtypes = {"fp32": torch.float32, "float64": torch.float64, "bf16": torch.bfloat16}
     before = {k: mm_peak(d) for k, d in dtypes.items()}
     flops = count(a.recipe, a.overrides)
     peaks = {k: max(before[k], mm_peak(d)) for k, d in dtypes.items()}  # the peak drifts: the larger of two
-    wall = walls(a.walls) if a.walls else {}
     peak = peaks["fp32"]
     print(f"torch.mm peak, {torch.get_num_threads()} threads: "
           + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
@@ -103,4 +111,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.errors import UserError
+
+    try:
+        sys.exit(main())
+    except UserError as e:  # a bad recipe or override: the message w2s run gives, exit code 2
+        print(f"flops.py: error: {e}", file=sys.stderr)
+        sys.exit(2)

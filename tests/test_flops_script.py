@@ -44,3 +44,13 @@ def test_flops_counts_every_unit_and_at_least_the_weights_matmuls(tiny_recipe, t
     tokens = sum(min(len(ids), raw["data"]["max_length"]) for ids in tok(texts)["input_ids"])
     assert flops["ceiling"] >= 2 * n * tokens
     assert flops["weak"] > 0 and flops["data"] == 0
+
+
+def test_flops_bad_input_is_one_message_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    for args, says in ((["recipes/nope.yaml"], "recipe file not found"),
+                       (["recipes/quickstart.yaml", "--walls", str(tmp_path)], "no results.json there")):
+        r = subprocess.run([sys.executable, "scripts/flops.py", *args], cwd=REPO, capture_output=True, text=True)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
