@@ -100,8 +100,8 @@ def main(argv=None) -> int:
         print(line)
     total = sum(flops.values())
     line = f"{'total':34s} {total / 1e9:9.0f} {total / peak:10.1f}"
-    if wall:
-        w = sum(wall.get(n, 0.0) for n in flops)
+    w = sum(wall.get(n, 0.0) for n in flops)  # 0 when --walls names a run of another recipe
+    if w > 0:
         line += f" {w:8.1f} {total / w / 1e9:8.1f} {total / w / peak:8.0%}"
     print(line)
     if a.json:
