@@ -60,7 +60,7 @@ def test_newton_with_float32_hessian_reaches_the_float64_optimum(l2):
 
 
 def test_newton_step_falls_back_to_float64_when_float32_cannot_factor():
-    X = torch.ones(5, 3, dtype=torch.float32)  # rank 1: X^T X is singular, and reg is (almost) zero
+    X = torch.ones(5, 3, dtype=torch.float32)  # rank 1: X^T X is singular, and reg is zero
     grad = torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64)
     step = head_mod._newton_step(X, torch.ones(5), torch.tensor([0.0, 0.0, 0.0], dtype=torch.float64), grad)
     assert step.dtype == torch.float64 and torch.isfinite(step).all()
