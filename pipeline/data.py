@@ -388,7 +388,9 @@ def _usable(ex: dict, task: str) -> bool:
     if task == "preference":
         return (all(isinstance(ex[k], str) and ex[k].strip() for k in ("chosen", "rejected"))
                 and isinstance(ex["prompt"], str) and ex["chosen"] != ex["rejected"])
-    return isinstance(ex["text"], str) and bool(ex["text"].strip()) and ex["label"] is not None
+    label = ex["label"]
+    return (isinstance(ex["text"], str) and bool(ex["text"].strip()) and label is not None
+            and not (isinstance(label, float) and label != label))  # NaN: a missing value in a float column
 
 
 def join_turn(prompt: str, response: str) -> str:

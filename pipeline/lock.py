@@ -21,6 +21,8 @@ NAME = ".w2s-lock"
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:  # os.kill(0 or -1, 0) signals a whole group / every process: never a lock's holder
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -35,6 +37,13 @@ def _holder(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def _pid(holder: dict) -> int:
+    try:
+        return int(holder.get("pid", -1))
+    except (TypeError, ValueError):
+        return -1
 
 
 def acquire(run_dir: Path) -> tuple[str, str]:
@@ -55,8 +64,12 @@ def acquire(run_dir: Path) -> tuple[str, str]:
             other = _holder(path)
             if other is None:  # unreadable: a writer mid-write, or debris; give it a moment
                 time.sleep(0.2)
-                other = _holder(path) or {"pid": -1, "host": me["host"]}
-            if other.get("host") == me["host"] and not _alive(int(other.get("pid", -1))):
+                other = _holder(path)
+            if not isinstance(other, dict):  # still empty or not JSON: a run killed while writing it
+                note = "took over an unreadable lock (left by a run killed while taking it)"
+                path.unlink(missing_ok=True)
+                continue
+            if other.get("host") == me["host"] and not _alive(_pid(other)):
                 note = f"took over the stale lock of process {other.get('pid')} (no longer running)"
                 path.unlink(missing_ok=True)
                 continue

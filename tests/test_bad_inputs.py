@@ -72,6 +72,14 @@ def test_labels_that_are_missing_or_null_are_dropped_and_counted(tiny_recipe, tm
 
     src = load_source(DataConfig(path=str(p), text_field="review", label_field="sentiment"))
     assert src.info["dropped"] == 5 and len(src) == 195
+    # a float label column (pandas' way of storing a missing value is NaN): NaN is missing, not a third class
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    labels = [float("nan") if i < 7 else float(i % 2) for i in range(200)]
+    pq.write_table(pa.table({"review": [r["review"] for r in rows], "sentiment": labels}), tmp_path / "f.parquet")
+    src = load_source(DataConfig(path=str(tmp_path / "f.parquet"), text_field="review", label_field="sentiment"))
+    assert src.info["dropped"] == 7 and len(src) == 193
 
 
 def test_non_utf8_bytes_in_a_data_file(tiny_recipe, tmp_path, capsys):

@@ -75,3 +75,17 @@ def test_a_run_directory_of_other_data_is_not_overwritten_without_force(tiny_rec
     assert main(["run", str(tiny_recipe), "--no-progress", "theory.enabled=false", "strong.head.cv_folds=2"]) == 0
     assert main(["run", str(tiny_recipe), "--no-progress", "theory.enabled=false", "data.n_test=50", "--force"]) == 0
     assert json.load(open(os.path.join(run_dir, "results.json")))["n_test"] == 50
+
+
+def test_a_lock_file_left_empty_by_a_kill_is_taken_over(tmp_path):
+    """A run killed between creating the lock and writing it leaves an empty file: that is debris, not a
+    run in use (its pid used to read as -1, and os.kill(-1, 0) succeeds, so every later run refused)."""
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    for debris in ("", "{not json", '{"pid": "x", "host": "%s"}' % socket.gethostname()):
+        (run_dir / NAME).write_text(debris)
+        why, note = acquire(run_dir)
+        assert why == "" and "took over" in note, (debris, why)
+        assert json.loads((run_dir / NAME).read_text())["pid"] == os.getpid()
+        release(run_dir)
+        assert not (run_dir / NAME).exists()
