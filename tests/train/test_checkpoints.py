@@ -8,12 +8,12 @@ import pytest
 import torch
 
 
-def _train(tiny_models, checkpoint_dir, stop_after=None):
+def _train(tiny_models, checkpoint_dir, stop_after=None, mode="full"):
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from pipeline import models
-    from pipeline.config.schema import TrainConfig
+    from pipeline.config.schema import LoraConfig, TrainConfig
     from pipeline.train.loop import finetune
     from tests.conftest import make_rows
 
@@ -22,7 +22,7 @@ def _train(tiny_models, checkpoint_dir, stop_after=None):
     y = np.array([r["sentiment"] == "pos" for r in rows], dtype=int)
     tok = models.load_tokenizer(tiny_models["encoder"])
     set_seed(0)
-    model = models.load_classifier(tiny_models["encoder"], tok, "full")
+    model = models.load_classifier(tiny_models["encoder"], tok, mode, lora_cfg=LoraConfig())  # LoRA dropout 0.05
     cfg = TrainConfig(epochs=3, lr=2e-3, batch_size=8, checkpoint_every=4)  # 6 steps per epoch, 18 in all
     acc = Accelerator()
     if stop_after is not None:  # a kill: the process dies inside a backward pass
@@ -38,13 +38,16 @@ def _train(tiny_models, checkpoint_dir, stop_after=None):
     return out, {k: v.detach().clone() for k, v in out["model"].state_dict().items()}
 
 
-def test_a_killed_finetune_resumes_from_its_checkpoint_with_the_uninterrupted_weights(tmp_path, tiny_models):
-    _, reference = _train(tiny_models, None)
+@pytest.mark.parametrize("mode", ["full", "lora"])
+def test_a_killed_finetune_resumes_from_its_checkpoint_with_the_uninterrupted_weights(tmp_path, tiny_models, mode):
+    """In LoRA mode the checkpoint holds the adapter and head, and the resumed run draws the same LoRA
+    dropout masks (RNG states restored)."""
+    _, reference = _train(tiny_models, None, mode=mode)
     ckpt = tmp_path / "checkpoints"
     with pytest.raises(KeyboardInterrupt):
-        _train(tiny_models, ckpt, stop_after=10)  # dies in step 11, after the checkpoint of step 8
+        _train(tiny_models, ckpt, stop_after=10, mode=mode)  # dies in step 11, after the checkpoint of step 8
     assert json.loads((ckpt / "state" / "position.json").read_text())["step"] == 8
-    out, weights = _train(tiny_models, ckpt)
+    out, weights = _train(tiny_models, ckpt, mode=mode)
     assert out["resumed_from_step"] == 8 and out["steps"] == 18
     assert all(torch.allclose(weights[k], reference[k], atol=1e-6) for k in reference)
     assert not (ckpt / "state").exists()  # deleted when the run finished
@@ -78,3 +81,22 @@ def test_a_stage_killed_mid_training_resumes_from_its_checkpoint_in_the_next_run
 
     assert not os.path.exists(f"{weak}/checkpoints")
     assert "ran, resumed from its checkpoint at step 8" in open(f"{root}/killed/report.md").read()
+
+
+def test_checkpoint_minutes_saves_when_that_much_time_passed(monkeypatch, tmp_path):
+    """`checkpoint_minutes` alone: a save is due once the minutes since the last save have passed, not
+    before, never at the last step (the stage's own save follows), and never with early stopping."""
+    from pipeline.config.schema import TrainConfig
+    from pipeline.train import loop
+
+    now = [1000.0]
+    monkeypatch.setattr(loop.time, "monotonic", lambda: now[0])
+    ckpts = loop.Checkpoints(tmp_path, TrainConfig(checkpoint_minutes=0.5), accelerator=None)
+    assert ckpts.on and not ckpts.due(3, 10)
+    now[0] += 29.0
+    assert not ckpts.due(4, 10)
+    now[0] += 2.0
+    assert ckpts.due(5, 10) and not ckpts.due(10, 10)
+    stopping = TrainConfig(checkpoint_minutes=0.5)
+    stopping.early_stopping.enabled = True
+    assert not loop.Checkpoints(tmp_path, stopping, accelerator=None).on
