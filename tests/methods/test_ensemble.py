@@ -208,3 +208,39 @@ def test_cross_entropy_weights_reward_confidence_and_kl_removes_that_bias():
     xent = fit_weights(x, probs, Config(objective="xent", epochs=30), 0)["weights"]
     kl = fit_weights(x, probs, Config(objective="kl", epochs=30), 0)["weights"]
     assert xent[1] > 0.95 and 0.2 < kl[0] < 0.9 and kl.sum() == pytest.approx(1.0) and kl.min() >= 0
+
+
+def test_ensemble_trains_a_lora_student_on_its_combined_labels(tmp_path, tiny_models, tiny_data, capsys):
+    """The weights are learned with the method's own probe on frozen features; the student then trains in
+    the recipe's strong mode: here LoRA, which saves an adapter, not full weights."""
+    import json
+
+    from pipeline.cli import main
+
+    enc = tiny_models["encoder"]
+    recipe = tmp_path / "ens_lora.yaml"
+    recipe.write_text(f"""
+name: ens_lora
+output_dir: {tmp_path / 'runs'}
+data: {{path: {tiny_data}, text_field: review, label_field: sentiment, n_train_weak: 60, n_transfer: 60,
+        n_test: 60, max_length: 16}}
+weak: {{model: {enc}, mode: head, head: {{cv_folds: 3, l2_grid: [1.0]}}}}
+strong: {{model: {enc}, mode: lora, lora: {{r: 4, alpha: 8}}, train: {{epochs: 2, lr: 5.0e-2, batch_size: 8}}}}
+methods:
+  - name: ensemble
+    teachers: [{{model: {enc}, mode: head, head: {{cv_folds: 3, l2_grid: [10.0]}}}}]
+    epochs: 5
+evaluate: {{bootstrap: 100}}
+theory: {{enabled: false}}
+""")
+    assert main(["run", str(recipe), "--no-progress", "--force"]) == 0, capsys.readouterr().err
+    run = tmp_path / "runs" / "ens_lora"
+    res = json.loads((run / "results.json").read_text())
+    weights = res["methods"]["ensemble"]["diagnostics"]["weights"]
+    assert len(weights) == 2 and sum(weights) == pytest.approx(1.0) and min(weights) >= 0
+    saved = run / "seed0" / "transfer" / "ensemble" / "model"
+    files = {p.name for p in saved.iterdir()}
+    assert "adapter_model.safetensors" in files and "model.safetensors" not in files
+    metrics = json.loads((run / "seed0" / "transfer" / "ensemble" / "metrics.json").read_text())
+    assert metrics["mode"] == "lora" and metrics["train_steps"] == 2 * -(-60 // 8)  # 2 epochs of 8 batches
+    capsys.readouterr()
