@@ -7,6 +7,7 @@ built by name from their registries, so each gets exactly its own keys.
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -132,7 +133,8 @@ class Problems(list):
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
-    """`data.n_test=300` -> (['data', 'n_test'], 300); the value is parsed as YAML."""
+    """`data.n_test=300` -> (['data', 'n_test'], 300); the value is parsed as YAML. A list item is
+    `methods.1.hard=true` or, as in Python, `methods[1].hard=true`."""
     if "=" not in text:
         raise UserError(f"override {text!r} is not of the form key.sub=value",
                         "write e.g. data.n_test=300 or weak.train.lr=1e-4")
@@ -147,7 +149,7 @@ def parse_override(text: str) -> tuple[list[str], object]:
             value = float(value) if any(c in value for c in ".eE") else int(value)
         except ValueError:
             pass
-    parts = key.strip().split(".")
+    parts = re.sub(r"\[(\d+)\]", r".\1", key.strip()).split(".")
     if not all(parts):
         raise UserError(f"override {text!r} has an empty key part", "write e.g. data.n_test=300")
     return parts, value

@@ -77,6 +77,9 @@ def test_overrides_types_and_lists(tmp_path):
     r = load_recipe(p, ["weak.train.lr=1e-4", "data.n_test=300", "methods.1.hard=true", "strong.mode=lora"])
     assert r.weak.train.lr == pytest.approx(1e-4) and isinstance(r.weak.train.lr, float)
     assert r.data.n_test == 300 and r.methods[1].hard is True and r.strong.mode == "lora"
+    assert load_recipe(p, ["methods[1].hard=true"]).methods[1].hard is True  # Python's index syntax too
+    with pytest.raises(UserError, match="not an index of a list of 2"):
+        load_recipe(p, ["methods[2].hard=true"])
     with pytest.raises(UserError, match="not of the form"):
         apply_overrides({}, ["data.n_test"])
     with pytest.raises(UserError, match="unknown key"):
