@@ -11,6 +11,9 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 
+_PROCESSES_HELP = ("check batch sizes against a launch on N processes (under `accelerate launch` the launched "
+                   "count is used by default)")
+
 EPILOG = """examples:
   w2s run recipes/quickstart.yaml
   w2s run recipes/quickstart.yaml data.n_test=300 weak.train.epochs=1 name=try1
@@ -21,6 +24,7 @@ EPILOG = """examples:
   w2s run recipes/smoke.yaml                          (under a minute: a first look)
   w2s run recipes/quickstart.yaml --dry-run           (the resolved recipe and which stages would run)
   w2s validate recipes/quickstart.yaml data.n_test=5000
+  w2s validate recipes/multiemo/qwen2.5-0.5b_to_qwen2.5-7b.yaml --num-processes 8   (batches vs 8 GPUs)
   w2s report runs/quickstart
   w2s runs runs/                                      (every run: finished or not, stages, PGR)
   w2s compare runs/quickstart runs/try1
@@ -47,10 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="check everything, print the resolved recipe and the stage plan (what runs, what is "
                           "reused and why); write nothing")
+    run.add_argument("--num-processes", type=int, metavar="N", default=None,
+                     help="with --dry-run: " + _PROCESSES_HELP + "; a real run checks the count it was launched on")
     val = sub.add_parser("validate", help="check recipes without running them (schema, data, splits, models, "
                                           "methods, output folder); reports every problem")
     val.add_argument("recipes", nargs="+", metavar="RECIPE [key=value]",
                      help="recipe files, then optional overrides applied to each")
+    val.add_argument("--num-processes", type=int, metavar="N", default=None, help=_PROCESSES_HELP)
     val.add_argument("--schema-only", action="store_true",
                      help="check keys and values only (e.g. a recipe meant for another machine's models)")
     rep = sub.add_parser("report", help="re-render report.md and plots of a finished run from results.json")
@@ -82,6 +89,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _processes(a) -> int | None:
+    """The process count a check should assume: --num-processes, else the launched one (accelerate's
+    launcher sets WORLD_SIZE in every process), else unknown."""
+    if a.num_processes is not None:
+        if a.num_processes < 1:
+            raise UserError(f"--num-processes must be at least 1, got {a.num_processes}",
+                            "give the number of processes the run will be launched on, e.g. --num-processes 8")
+        return a.num_processes
+    world = os.environ.get("WORLD_SIZE", "")
+    return int(world) if world.isdigit() else None
+
+
 def _cmd_run(a) -> int:
     from pipeline.config.loading import load_recipe
     from pipeline.stages import STAGES
@@ -95,7 +114,7 @@ def _cmd_run(a) -> int:
     if a.dry_run:
         from pipeline.preflight import preflight
 
-        preflight(recipe)  # before the accelerator: the plan needs no hardware to be checked
+        preflight(recipe, _processes(a))  # before the accelerator: the plan needs no hardware to be checked
     from pipeline.lock import run_lock
     from pipeline.runner import Runner
     from pipeline.sweep import run_sweep
@@ -171,13 +190,13 @@ def _cmd_validate(a) -> int:
     import yaml
 
     from pipeline.config.loading import is_accelerate_config, load_recipe
-    from pipeline.preflight import problems
+    from pipeline.preflight import batch_problems, problems
 
     paths = [Path(x) for x in a.recipes if "=" not in x]
     overrides = [x for x in a.recipes if "=" in x]
     if not paths:
         raise UserError("validate needs a recipe file", "e.g. w2s validate recipes/quickstart.yaml data.n_test=300")
-    bad = 0
+    bad, processes = 0, _processes(a)
     for path in paths:
         try:
             if path.is_file() and is_accelerate_config(yaml.safe_load(path.read_text())):
@@ -188,7 +207,8 @@ def _cmd_validate(a) -> int:
         try:
             recipe = load_recipe(path, overrides)
             theory_only = recipe.data.name is None and recipe.data.path is None and recipe.theory.enabled
-            found = [] if a.schema_only or theory_only else problems(recipe)
+            found = (batch_problems(recipe, processes) if a.schema_only else [] if theory_only
+                     else problems(recipe, processes))
             if found:
                 raise UserError(f"{path}: cannot run, {len(found)} problem(s):\n  - " + "\n  - ".join(found))
             print(f"ok    {path}" + (" (schema only)" if a.schema_only else " (theory only: w2s theory "

@@ -21,6 +21,23 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def _roles(recipe) -> list[tuple[str, object]]:
+    roles = [("weak", recipe.weak), ("strong", recipe.strong)]
+    return roles + [(f"sweep.{r}[{i}]", m) for r in ("weak", "strong") for i, m in enumerate(getattr(recipe.sweep, r))]
+
+
+def batch_problems(recipe, num_processes: int | None) -> list[str]:
+    """Global batches that do not divide over the processes (nothing to check when the count is unknown)."""
+    out = []
+    for role, m in _roles(recipe) if num_processes else []:
+        if m.mode != "head" and m.train.batch_size % num_processes:
+            b = m.train.batch_size
+            out.append(f"{role}.train.batch_size: {b} is the global batch and must divide evenly over "
+                       f"{num_processes} processes; use a multiple of {num_processes}, e.g. "
+                       f"{b + num_processes - b % num_processes}")
+    return out
+
+
 def problems(recipe, num_processes: int | None = None) -> list[str]:
     """What stops this recipe from running, one readable line each (empty: it can run)."""
     out = []
@@ -38,20 +55,14 @@ def problems(recipe, num_processes: int | None = None) -> list[str]:
         else:
             out += _source_problems(recipe, source, parts)
     out += _output_problems(Path(recipe.output_dir) / recipe.name)
-    roles = [("weak", recipe.weak), ("strong", recipe.strong)]
-    roles += [(f"sweep.{r}[{i}]", m) for r in ("weak", "strong") for i, m in enumerate(getattr(recipe.sweep, r))]
-    for role, m in roles:
+    for role, m in _roles(recipe):
         p = models.check_spec(m.model) or models.hub_problem(m.model)
         if p:
             out.append(f"{role}.model: {p}")
         elif recipe.task == "generation" and models.kind(m.model) == "encoder":
             out.append(f"{role}.model: {m.model!r} is an encoder; a generation task fine-tunes a causal language "
                        "model to write answers (e.g. smollm2-135m, gemma3-270m, or a hub causal LM)")
-        if num_processes and m.mode != "head" and m.train.batch_size % num_processes:
-            b = m.train.batch_size
-            out.append(f"{role}.train.batch_size: {b} is the global batch and must divide evenly over "
-                       f"{num_processes} processes; use a multiple of {num_processes}, e.g. "
-                       f"{b + num_processes - b % num_processes}")
+    out += batch_problems(recipe, num_processes)
     for i, m in enumerate(recipe.methods):
         check = getattr(METHODS[m.name], "preflight", None)
         if check and (p := check(m, recipe)):

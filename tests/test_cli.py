@@ -90,3 +90,23 @@ def test_preflight_checks_the_global_batch_against_the_process_count(tiny_recipe
     found = problems(recipe, num_processes=3)
     assert found == ["weak.train.batch_size: 8 is the global batch and must divide evenly over 3 processes; "
                      "use a multiple of 3, e.g. 9"]
+
+
+def test_validate_and_dry_run_check_batches_against_a_given_or_launched_process_count(tiny_recipe, capsys,
+                                                                                      monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert main(["validate", str(tiny_recipe)]) == 0
+    assert main(["validate", str(tiny_recipe), "--num-processes", "4"]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(tiny_recipe), "--num-processes", "3"]) == 2
+    assert "must divide evenly over 3 processes" in capsys.readouterr().err
+    assert main(["validate", str(tiny_recipe), "--schema-only", "--num-processes", "3"]) == 2  # no data read
+    assert "must divide evenly over 3 processes" in capsys.readouterr().err
+    assert main(["run", str(tiny_recipe), "--dry-run", "--num-processes", "3"]) == 2
+    assert "use a multiple of 3, e.g. 9" in capsys.readouterr().err
+    monkeypatch.setenv("WORLD_SIZE", "3")  # as under `accelerate launch --num_processes 3`
+    assert main(["run", str(tiny_recipe), "--dry-run"]) == 2
+    assert "over 3 processes" in capsys.readouterr().err
+    assert main(["validate", str(tiny_recipe), "--num-processes", "0"]) == 2
+    assert "--num-processes must be at least 1" in capsys.readouterr().err
+    assert not (tiny_recipe.parent / "runs").exists()  # nothing written
