@@ -36,9 +36,10 @@ def _stop_criteria(tokenizer, stop: list[str], prompt_len: int):
 
 def generate(model, tokenizer, prompts: list[str], accelerator, max_new_tokens: int = 32, batch_size: int = 16,
              stop: list[str] | None = None, max_length: int | None = None, desc: str = "generate",
-             add_special_tokens: bool = True) -> list[str]:
+             add_special_tokens: bool = True, eos_ids: list[int] | None = None) -> list[str]:
     """Greedy answers (the continuation only, cut at the first stop string) to every prompt, in order.
-    `add_special_tokens=False` for prompts a chat template rendered (they carry their own BOS)."""
+    `add_special_tokens=False` for prompts a chat template rendered (they carry their own BOS); `eos_ids`
+    (default: the tokenizer's EOS) end an answer (a chat model: `sft.end_of_turn_ids`)."""
     from accelerate.utils import gather_object
 
     stop = list(stop or [])
@@ -60,7 +61,7 @@ def generate(model, tokenizer, prompts: list[str], accelerator, max_new_tokens: 
                 batch = tokenizer.pad({"input_ids": [enc[i] for i in idx]}, return_tensors="pt").to(accelerator.device)
                 generated = model.generate(
                     **batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                    pad_token_id=tokenizer.pad_token_id, eos_token_id=eos_ids or tokenizer.eos_token_id,
                     stopping_criteria=_stop_criteria(tokenizer, stop, batch["input_ids"].shape[1]) if stop else None,
                     temperature=None, top_p=None, top_k=None)
                 new = generated[:, batch["input_ids"].shape[1]:]

@@ -354,3 +354,44 @@ def test_a_registered_checker_is_listed_and_usable(capsys):
         assert "first_word_test" in out and "the first word of each text" in out and "generation" in out
     finally:
         del answers.CHECKERS["first_word_test"]
+
+
+def test_a_chat_model_trains_and_answers_through_its_chat_template(tmp_path, tiny_models, capsys, monkeypatch):
+    """`generation.chat: true` end to end: every SFT example and every generation prompt (weak, ceiling,
+    refine's few-shot prompts) is rendered by the tokenizer's chat template, and the ceiling still learns
+    the answers (training and generation render alike). The template ends a turn with its own special
+    token ([SEP] here, as `<end_of_turn>` is not Gemma's EOS): the model learns to emit it and generation
+    must stop there (it did not: the answers ran on to max_new_tokens). A tokenizer without a template is a
+    clear error."""
+    import json
+    import shutil
+
+    from pipeline import models
+    from pipeline.cli import main
+    from pipeline.train import sft
+
+    chat_lm = tmp_path / "chat_lm"
+    shutil.copytree(tiny_models["decoder"], chat_lm)
+    tok = models.load_tokenizer(str(chat_lm))
+    tok.add_special_tokens({"additional_special_tokens": ["[SEP]"]})  # in the vocabulary already (id 3)
+    tok.chat_template = CHAT.replace("}}\n{% endfor %}", "}}[SEP]\n{% endfor %}")
+    tok.save_pretrained(str(chat_lm))
+    assert sft.end_of_turn_ids(tok) == [tok.eos_token_id, tok.convert_tokens_to_ids("[SEP]")]
+    recipe = _generation_recipe(tmp_path, {"decoder": str(chat_lm)}, """
+  - name: naive
+  - {name: refine, refinement_batch: 3, curve_shots: [2], curve_n: 9, prompt_only_n: 9}""")
+    calls, render = [], sft.render
+
+    def spy(tokenizer, prompt, answer, chat):
+        calls.append((answer is None, chat))
+        return render(tokenizer, prompt, answer, chat)
+    monkeypatch.setattr(sft, "render", spy)
+    assert main(["run", str(recipe), "--no-progress", "generation.chat=true"]) == 0, capsys.readouterr().err
+    assert {c for c in calls} == {(True, True), (False, True)}  # generation prompts and SFT examples, all chat
+    res = json.loads((tmp_path / "runs" / "gen" / "results.json").read_text())
+    assert res["ceiling"]["accuracy"]["value"] >= 0.9 > res["weak"]["accuracy"]["value"]
+
+    plain = _generation_recipe(tmp_path, tiny_models, "[naive]")
+    capsys.readouterr()
+    assert main(["run", str(plain), "--no-progress", "generation.chat=true", "name=plain"]) == 2
+    assert "has no chat template" in capsys.readouterr().err

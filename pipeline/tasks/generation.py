@@ -127,13 +127,14 @@ class Generation:
     def generate(self, model, tokenizer, prompts: list[str], accelerator, desc: str = "generate") -> list[str]:
         """Greedy answers to already-formatted prompts (`prompt_text` / `with_demonstrations`), stripped."""
         from pipeline.generate import generate
-        from pipeline.train.sft import render
+        from pipeline.train.sft import end_of_turn_ids, render
 
         if self.cfg.chat:
             prompts = [render(tokenizer, p, None, True)[0] for p in prompts]
         out = generate(model, tokenizer, prompts, accelerator, max_new_tokens=self.cfg.max_new_tokens,
                        batch_size=self.cfg.batch_size, stop=self.cfg.stop, desc=desc,
-                       add_special_tokens=not self.cfg.chat)
+                       add_special_tokens=not self.cfg.chat,
+                       eos_ids=end_of_turn_ids(tokenizer, accelerator.unwrap_model(model)) if self.cfg.chat else None)
         return [a.strip() for a in out]
 
     def fit_and_predict(self, fit: Fit, inputs, predict: dict[str, Optional[np.ndarray]]

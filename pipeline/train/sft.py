@@ -34,6 +34,23 @@ def render(tokenizer, prompt: str, answer: str | None, chat: bool) -> tuple[str,
     return head, full
 
 
+def end_of_turn_ids(tokenizer, model=None) -> list[int]:
+    """Token ids that end an assistant turn under the chat template: the special token the template puts
+    right after the answer (`<|im_end|>`, `<end_of_turn>`, `<|eot_id|>`, ...), the tokenizer's EOS and the
+    model's generation-config EOS ids. A chat-tuned model ends its answer with the template's token, which
+    is often not the tokenizer's EOS (Gemma: `<eos>` vs `<end_of_turn>`), so generation must stop there."""
+    ids = [tokenizer.eos_token_id]
+    config_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += config_eos if isinstance(config_eos, list) else [config_eos]
+    probe = "w2s-answer"
+    head, full = render(tokenizer, "w2s-question", probe, chat=True)
+    after = full[len(head):]
+    suffix = after[after.index(probe) + len(probe):] if probe in after else ""
+    first = tokenizer(suffix, add_special_tokens=False)["input_ids"][:1] if suffix.strip() else []
+    ids += [i for i in first if i in tokenizer.all_special_ids]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
 def encode(tokenizer, prompt: str, answer: str, max_length: int, chat: bool = False) -> dict:
     """input_ids, attention_mask and labels (-100 outside the answer) of one training example; a long
     prompt is cut from the left so the answer survives."""
