@@ -11,8 +11,7 @@ from pathlib import Path
 
 from pipeline.errors import UserError
 
-_PROCESSES_HELP = ("check batch sizes against a launch on N processes (under `accelerate launch` the launched "
-                   "count is used by default)")
+_PROCESSES_HELP = "check that every global batch divides over a launch on N processes"
 
 EPILOG = """examples:
   w2s run recipes/quickstart.yaml
@@ -52,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="check everything, print the resolved recipe and the stage plan (what runs, what is "
                           "reused and why); write nothing")
     run.add_argument("--num-processes", type=int, metavar="N", default=None,
-                     help="with --dry-run: " + _PROCESSES_HELP + "; a real run checks the count it was launched on")
+                     help="with --dry-run: " + _PROCESSES_HELP + " (a dry run under `accelerate launch` takes "
+                          "the launched count); a real run checks the count it was launched on")
     val = sub.add_parser("validate", help="check recipes without running them (schema, data, splits, models, "
                                           "methods, output folder); reports every problem")
     val.add_argument("recipes", nargs="+", metavar="RECIPE [key=value]",
@@ -89,16 +89,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _processes(a) -> int | None:
-    """The process count a check should assume: --num-processes, else the launched one (accelerate's
-    launcher sets WORLD_SIZE in every process), else unknown."""
+def _processes(a, launched: bool = False) -> int | None:
+    """The process count a check should assume: --num-processes, else (`launched`: a dry run started by
+    `accelerate launch` or torchrun, which set WORLD_SIZE with LOCAL_RANK in every process) the launched
+    one, else unknown. A bare WORLD_SIZE (cluster schedulers export their own) is not trusted."""
     if a.num_processes is not None:
         if a.num_processes < 1:
             raise UserError(f"--num-processes must be at least 1, got {a.num_processes}",
                             "give the number of processes the run will be launched on, e.g. --num-processes 8")
         return a.num_processes
     world = os.environ.get("WORLD_SIZE", "")
-    return int(world) if world.isdigit() else None
+    return int(world) if launched and world.isdigit() and "LOCAL_RANK" in os.environ else None
 
 
 def _cmd_run(a) -> int:
@@ -111,10 +112,14 @@ def _cmd_run(a) -> int:
     recipe = load_recipe(a.recipe, a.overrides)
     if a.no_progress:
         os.environ["W2S_NO_PROGRESS"] = "1"
+    if a.num_processes is not None and not a.dry_run:
+        raise UserError("--num-processes only sets what --dry-run checks; it does not start processes",
+                        f"launch them: accelerate launch --num_processes {a.num_processes} -m pipeline run ...")
     if a.dry_run:
         from pipeline.preflight import preflight
 
-        preflight(recipe, _processes(a))  # before the accelerator: the plan needs no hardware to be checked
+        # before the accelerator: the plan needs no hardware to be checked
+        preflight(recipe, _processes(a, launched=True))
     from pipeline.lock import run_lock
     from pipeline.runner import Runner
     from pipeline.sweep import run_sweep

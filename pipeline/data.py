@@ -366,8 +366,8 @@ def _raw_examples(cfg, task: str, pool: str, table) -> tuple[list[dict], int]:
     else:
         texts = arrow[cfg.prompt_field if task == "generation" else cfg.text_field].to_pylist()
     if task == "generation":  # a reference answer is text; a number column's values become their digits
-        labels = [None if a is None else a if isinstance(a, str) else _answer_text(a)
-                  for a in arrow[cfg.answer_field].to_pylist()]
+        labels = [None if a is None or (isinstance(a, float) and a != a) else a if isinstance(a, str)
+                  else _answer_text(a) for a in arrow[cfg.answer_field].to_pylist()]  # NaN: missing
     else:
         labels = arrow[cfg.label_field].to_pylist()
     return [{"text": t, "label": y, "row": i} for i, (t, y) in enumerate(zip(texts, labels))], rows

@@ -2,8 +2,11 @@
 
 The main process creates `<run>/.w2s-lock` with O_EXCL, holding its pid, host, start time and command;
 a second run on the same directory finds it and refuses (exit 2, naming that process). A lock whose
-process is gone (same host, pid not alive: a killed run) is stale and taken over. Every rank learns the
-main process's verdict (`share`), so an accelerate launch refuses on all ranks together.
+process is gone (same host, pid not alive: a killed run) is stale and taken over, as is an empty or
+unreadable one (a run killed between creating and writing it). Looking, taking over and creating happen
+under an flock on the run directory itself, so two runs starting together cannot both decide a lock is
+stale, nor read one that is being written (where flock is missing, as on Windows, without it). Every
+rank learns the main process's verdict (`share`), so an accelerate launch refuses on all ranks together.
 """
 
 import json
@@ -46,6 +49,26 @@ def _pid(holder: dict) -> int:
         return -1
 
 
+@contextmanager
+def _guard(run_dir: Path):
+    """An exclusive flock on the run directory for the block (released when its descriptor closes)."""
+    try:
+        import fcntl
+
+        fd = os.open(run_dir, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a file system without flock: the O_EXCL create alone
+            pass
+        yield
+    finally:
+        os.close(fd)
+
+
 def acquire(run_dir: Path) -> tuple[str, str]:
     """Take the lock of `run_dir` (created if missing): ("", note) when taken (the note says when a stale
     lock was taken over), else (why not, "")."""
@@ -56,16 +79,18 @@ def acquire(run_dir: Path) -> tuple[str, str]:
     path = run_dir / NAME
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
           "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])}
+    with _guard(run_dir):
+        return _take(run_dir, path, me)
+
+
+def _take(run_dir: Path, path: Path, me: dict) -> tuple[str, str]:
     note = ""
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             other = _holder(path)
-            if other is None:  # unreadable: a writer mid-write, or debris; give it a moment
-                time.sleep(0.2)
-                other = _holder(path)
-            if not isinstance(other, dict):  # still empty or not JSON: a run killed while writing it
+            if not isinstance(other, dict):  # empty or not JSON, and no writer holds the guard: debris of a kill
                 note = "took over an unreadable lock (left by a run killed while taking it)"
                 path.unlink(missing_ok=True)
                 continue

@@ -80,6 +80,11 @@ def test_labels_that_are_missing_or_null_are_dropped_and_counted(tiny_recipe, tm
     pq.write_table(pa.table({"review": [r["review"] for r in rows], "sentiment": labels}), tmp_path / "f.parquet")
     src = load_source(DataConfig(path=str(tmp_path / "f.parquet"), text_field="review", label_field="sentiment"))
     assert src.info["dropped"] == 7 and len(src) == 193
+    # a generation task's numeric answer column: NaN is a missing answer, not the reference answer "nan"
+    answers = [float("nan") if i < 4 else float(i) for i in range(200)]
+    pq.write_table(pa.table({"q": [r["review"] for r in rows], "a": answers}), tmp_path / "g.parquet")
+    src = load_source(DataConfig(path=str(tmp_path / "g.parquet"), prompt_field="q", answer_field="a"), "generation")
+    assert src.info["dropped"] == 4 and len(src) == 196
 
 
 def test_non_utf8_bytes_in_a_data_file(tiny_recipe, tmp_path, capsys):

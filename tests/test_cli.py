@@ -104,9 +104,13 @@ def test_validate_and_dry_run_check_batches_against_a_given_or_launched_process_
     assert "must divide evenly over 3 processes" in capsys.readouterr().err
     assert main(["run", str(tiny_recipe), "--dry-run", "--num-processes", "3"]) == 2
     assert "use a multiple of 3, e.g. 9" in capsys.readouterr().err
-    monkeypatch.setenv("WORLD_SIZE", "3")  # as under `accelerate launch --num_processes 3`
+    monkeypatch.setenv("WORLD_SIZE", "3")  # as under `accelerate launch --num_processes 3` (or torchrun)
+    monkeypatch.setenv("LOCAL_RANK", "0")
     assert main(["run", str(tiny_recipe), "--dry-run"]) == 2
     assert "over 3 processes" in capsys.readouterr().err
+    assert main(["validate", str(tiny_recipe)]) == 0  # validate is not launched: its count is given or unknown
+    assert main(["run", str(tiny_recipe), "--num-processes", "3"]) == 2  # not a launcher
+    assert "accelerate launch --num_processes 3" in capsys.readouterr().err
     assert main(["validate", str(tiny_recipe), "--num-processes", "0"]) == 2
     assert "--num-processes must be at least 1" in capsys.readouterr().err
     assert not (tiny_recipe.parent / "runs").exists()  # nothing written

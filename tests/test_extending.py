@@ -63,8 +63,7 @@ def _copy_with_extensions(dest: Path) -> Path:
     with open(pkg / "methods" / "__init__.py", "a") as f:  # registering the method
         f.write("from pipeline.methods import flip  # noqa: E402\nMETHODS['flip'] = flip\n")
     with open(pkg / "stages" / "__init__.py", "a") as f:  # the one PLAN line (before the report)
-        f.write("from pipeline.stages import agreement  # noqa: E402\nPLAN.insert(-1, agreement.STAGE); "
-                "STAGES['agreement'] = agreement.STAGE\n")
+        f.write("from pipeline.stages import agreement  # noqa: E402\nPLAN.insert(-1, agreement.STAGE)\n")
     return dest
 
 
@@ -87,7 +86,7 @@ def test_a_new_method_and_a_new_stage_need_no_other_edit(tmp_path, tiny_recipe):
     keys = _w2s(root, "keys")
     assert keys.returncode == 0 and "weight of the swapped labels" in keys.stdout, keys.stderr[-2000:]
     bad = _w2s(root, "validate", str(path), "methods[1].mixx=0.5")
-    assert bad.returncode == 2 and "mixx" in bad.stderr and "mix" in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and "mixx" in bad.stderr and "did you mean 'mix'" in bad.stderr, bad.stderr
 
     first = _w2s(root, "run", str(path), "--no-progress")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -103,3 +102,5 @@ def test_a_new_method_and_a_new_stage_need_no_other_edit(tmp_path, tiny_recipe):
 
     again = _w2s(root, "run", str(path), "--no-progress")  # every stage reused, the new one included
     assert again.returncode == 0 and "[agreement] cached" in again.stdout + again.stderr, again.stdout[-2000:]
+    forced = _w2s(root, "run", str(path), "--no-progress", "--force-stage", "agreement")  # known by name
+    assert forced.returncode == 0 and "[agreement] cached" not in forced.stdout + forced.stderr

@@ -383,7 +383,8 @@ def test_a_chat_model_trains_and_answers_through_its_chat_template(tmp_path, tin
     calls, render = [], sft.render
 
     def spy(tokenizer, prompt, answer, chat):
-        calls.append((answer is None, chat))
+        if prompt != "w2s-question":  # not end_of_turn_ids' probe
+            calls.append((answer is None, chat))
         return render(tokenizer, prompt, answer, chat)
     monkeypatch.setattr(sft, "render", spy)
     assert main(["run", str(recipe), "--no-progress", "generation.chat=true"]) == 0, capsys.readouterr().err
@@ -395,3 +396,23 @@ def test_a_chat_model_trains_and_answers_through_its_chat_template(tmp_path, tin
     capsys.readouterr()
     assert main(["run", str(plain), "--no-progress", "generation.chat=true", "name=plain"]) == 2
     assert "has no chat template" in capsys.readouterr().err
+
+
+def test_the_end_of_turn_token_is_found_behind_whitespace_and_among_added_special_tokens(tiny_models):
+    """A template may put a newline before its end-of-turn token, and the token may be an added token
+    flagged special without a name in the special-tokens map (Llama 3's <|eot_id|>); a template whose
+    turn ends in plain text adds nothing."""
+    from tokenizers import AddedToken
+
+    from pipeline.train.sft import end_of_turn_ids
+
+    tok = _decoder_tokenizer(tiny_models)
+    tok.add_tokens([AddedToken("<eot>", special=True)])
+    eot = tok.convert_tokens_to_ids("<eot>")
+    assert eot not in tok.all_special_ids
+    tok.chat_template = CHAT.replace("}}\n{% endfor %}", "}}\n<eot>\n{% endfor %}")
+    assert end_of_turn_ids(tok) == [tok.eos_token_id, eot]
+    tok.chat_template = CHAT.replace("}}\n{% endfor %}", "}} good <eot>\n{% endfor %}")  # text first: not a turn end
+    assert end_of_turn_ids(tok) == [tok.eos_token_id]
+    tok.chat_template = CHAT
+    assert end_of_turn_ids(tok) == [tok.eos_token_id]

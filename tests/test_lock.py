@@ -89,3 +89,27 @@ def test_a_lock_file_left_empty_by_a_kill_is_taken_over(tmp_path):
         assert json.loads((run_dir / NAME).read_text())["pid"] == os.getpid()
         release(run_dir)
         assert not (run_dir / NAME).exists()
+
+
+def test_a_lock_being_written_under_the_guard_is_waited_for_not_taken_over(tmp_path):
+    """Two runs starting together: while one holds the run directory's flock (it is creating and writing
+    its lock), the other waits, then reads the finished lock and refuses; it never sees the empty file."""
+    import fcntl
+    import threading
+
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    fd = os.open(run_dir, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    (run_dir / NAME).write_text("")  # the other run, between O_CREAT and its write
+    verdict = []
+    waiter = threading.Thread(target=lambda: verdict.append(acquire(run_dir)))
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive() and not verdict  # waiting for the guard
+    (run_dir / NAME).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                            "started": "now", "command": "w2s run other.yaml"}))
+    os.close(fd)  # the other run has its lock
+    waiter.join(5)
+    why, note = verdict[0]
+    assert "is in use by another run" in why and "w2s run other.yaml" in why and note == ""

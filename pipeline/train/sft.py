@@ -46,8 +46,14 @@ def end_of_turn_ids(tokenizer, model=None) -> list[int]:
     head, full = render(tokenizer, "w2s-question", probe, chat=True)
     after = full[len(head):]
     suffix = after[after.index(probe) + len(probe):] if probe in after else ""
-    first = tokenizer(suffix, add_special_tokens=False)["input_ids"][:1] if suffix.strip() else []
-    ids += [i for i in first if i in tokenizer.all_special_ids]
+    # special: the tokenizer's named special tokens and every added token flagged special (Llama 3 keeps
+    # <|eot_id|> only there); the first of the suffix's tokens that is not whitespace must be one
+    special = set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+    for i in tokenizer(suffix, add_special_tokens=False)["input_ids"] if suffix.strip() else []:
+        if i in special:
+            ids.append(i)
+        if i in special or tokenizer.decode([i]).strip():
+            break
     return list(dict.fromkeys(i for i in ids if i is not None))
 
 
