@@ -210,31 +210,23 @@ def test_cross_entropy_weights_reward_confidence_and_kl_removes_that_bias():
     assert xent[1] > 0.95 and 0.2 < kl[0] < 0.9 and kl.sum() == pytest.approx(1.0) and kl.min() >= 0
 
 
-def test_ensemble_trains_a_lora_student_on_its_combined_labels(tmp_path, tiny_models, tiny_data, capsys):
+def test_ensemble_trains_a_lora_student_on_its_combined_labels(tiny_recipe, tiny_models, capsys):
     """The weights are learned with the method's own probe on frozen features; the student then trains in
     the recipe's strong mode: here LoRA, which saves an adapter, not full weights."""
     import json
+    from pathlib import Path
+
+    import yaml
 
     from pipeline.cli import main
 
     enc = tiny_models["encoder"]
-    recipe = tmp_path / "ens_lora.yaml"
-    recipe.write_text(f"""
-name: ens_lora
-output_dir: {tmp_path / 'runs'}
-data: {{path: {tiny_data}, text_field: review, label_field: sentiment, n_train_weak: 60, n_transfer: 60,
-        n_test: 60, max_length: 16}}
-weak: {{model: {enc}, mode: head, head: {{cv_folds: 3, l2_grid: [1.0]}}}}
-strong: {{model: {enc}, mode: lora, lora: {{r: 4, alpha: 8}}, train: {{epochs: 2, lr: 5.0e-2, batch_size: 8}}}}
-methods:
-  - name: ensemble
-    teachers: [{{model: {enc}, mode: head, head: {{cv_folds: 3, l2_grid: [10.0]}}}}]
-    epochs: 5
-evaluate: {{bootstrap: 100}}
-theory: {{enabled: false}}
-""")
-    assert main(["run", str(recipe), "--no-progress", "--force"]) == 0, capsys.readouterr().err
-    run = tmp_path / "runs" / "ens_lora"
+    teacher = f"{{model: {enc}, mode: head, head: {{cv_folds: 3, l2_grid: [10.0]}}}}"
+    assert main(["run", str(tiny_recipe), "--no-progress", "name=ens_lora", f"strong.model={enc}", "strong.mode=lora",
+                 "strong.lora.r=4", "strong.lora.alpha=8", "strong.train.epochs=2", "strong.train.lr=5e-2",
+                 "strong.train.batch_size=8", f"methods=[{{name: ensemble, teachers: [{teacher}], epochs: 5}}]",
+                 "evaluate.bootstrap=100"]) == 0, capsys.readouterr().err
+    run = Path(yaml.safe_load(tiny_recipe.read_text())["output_dir"]) / "ens_lora"
     res = json.loads((run / "results.json").read_text())
     weights = res["methods"]["ensemble"]["diagnostics"]["weights"]
     assert len(weights) == 2 and sum(weights) == pytest.approx(1.0) and min(weights) >= 0
