@@ -366,11 +366,16 @@ def _raw_examples(cfg, task: str, pool: str, table) -> tuple[list[dict], int]:
     else:
         texts = arrow[cfg.prompt_field if task == "generation" else cfg.text_field].to_pylist()
     if task == "generation":  # a reference answer is text; a number column's values become their digits
-        labels = [None if a is None or (isinstance(a, float) and a != a) else a if isinstance(a, str)
-                  else _answer_text(a) for a in arrow[cfg.answer_field].to_pylist()]  # NaN: missing
+        labels = [None if _missing(a) else a if isinstance(a, str) else _answer_text(a)
+                  for a in arrow[cfg.answer_field].to_pylist()]
     else:
         labels = arrow[cfg.label_field].to_pylist()
     return [{"text": t, "label": y, "row": i} for i, (t, y) in enumerate(zip(texts, labels))], rows
+
+
+def _missing(value) -> bool:
+    """None, or NaN (how a float column, e.g. one written by pandas, stores a missing value)."""
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _answer_text(value) -> str:
@@ -388,9 +393,7 @@ def _usable(ex: dict, task: str) -> bool:
     if task == "preference":
         return (all(isinstance(ex[k], str) and ex[k].strip() for k in ("chosen", "rejected"))
                 and isinstance(ex["prompt"], str) and ex["chosen"] != ex["rejected"])
-    label = ex["label"]
-    return (isinstance(ex["text"], str) and bool(ex["text"].strip()) and label is not None
-            and not (isinstance(label, float) and label != label))  # NaN: a missing value in a float column
+    return isinstance(ex["text"], str) and bool(ex["text"].strip()) and not _missing(ex["label"])
 
 
 def join_turn(prompt: str, response: str) -> str:
